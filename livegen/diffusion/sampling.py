@@ -1,0 +1,269 @@
+"""Samplers: new loops, variations, in/outpainting, continuation, morphs, DDIM inversion.
+
+Every entry point works in *model space*: float tensors (B, C, H, W) in about
+[-1, 1] that the UNet denoises (pixels, or latents of a ``vqvae``).
+``encode_images`` / ``decode_images`` convert to and from uint8 spectrograms.
+
+Randomness is per sample: sample ``i`` draws its starting noise and any step
+noise (DDPM, DDIM with eta > 0) from its own generator seeded with
+``seeds[i]``, on the CPU. So a loop depends on its seed alone, not on the
+batch it was made in or the device, and a batch equals its seeds run one by
+one.
+
+The forward (noising) process is computed here from the schedule's
+``alphas_cumprod`` rather than through each scheduler's ``add_noise``, which
+in multistep solvers depends on their internal step counter.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .checkpoint import LoopModel
+
+SAMPLERS = {
+    "ddpm": "DDPMScheduler",
+    "ddim": "DDIMScheduler",
+    "dpm++": "DPMSolverMultistepScheduler",
+}
+
+
+class SamplingError(ValueError):
+    pass
+
+
+def make_scheduler(model: LoopModel, sampler: str, steps: int):
+    """A fresh scheduler of kind ``sampler`` on the model's noise schedule, set to ``steps``."""
+    import diffusers
+
+    if sampler not in SAMPLERS:
+        raise SamplingError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    train_steps = model.scheduler.config.num_train_timesteps
+    if not 1 <= steps <= train_steps:
+        raise SamplingError(f"steps must be 1..{train_steps}, got {steps}")
+    scheduler = getattr(diffusers, SAMPLERS[sampler]).from_config(model.scheduler.config)
+    scheduler.set_timesteps(steps, device=model.device)
+    return scheduler
+
+
+def _alphas_cumprod(model: LoopModel) -> torch.Tensor:
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler.from_config(model.scheduler.config).alphas_cumprod.to(torch.float32)
+
+
+def add_noise(alphas_cumprod: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor, t: int) -> torch.Tensor:
+    """The forward process q(x_t | x_0) of a variance-preserving schedule."""
+    a = alphas_cumprod[int(t)].item()
+    return math.sqrt(a) * x0 + math.sqrt(1.0 - a) * noise
+
+
+# ------------------------------------------------------------------- noise
+def seed_generators(seeds: Sequence[int]) -> list[torch.Generator]:
+    return [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+
+
+def initial_noise(model: LoopModel, generators: list[torch.Generator]) -> torch.Tensor:
+    """One standard-normal draw per generator, shape (B, C, H, W), on the model's device."""
+    shape = model.sample_shape
+    return torch.cat([torch.randn((1, *shape), generator=g) for g in generators]).to(model.device)
+
+
+def slerp(x0: torch.Tensor, x1: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Spherical interpolation per sample; alpha 0 gives x0, 1 gives x1 (exactly)."""
+    if alpha <= 0.0:
+        return x0.clone()
+    if alpha >= 1.0:
+        return x1.clone()
+    a, b = x0.flatten(1).double(), x1.flatten(1).double()
+    cos = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)
+    theta = torch.arccos(cos.clamp(-1.0, 1.0))[:, None]
+    sin = torch.sin(theta)
+    parallel = sin.abs() < 1e-6  # nearly the same direction: fall back to a straight line
+    w0 = torch.where(parallel, 1.0 - alpha, torch.sin((1.0 - alpha) * theta) / torch.where(parallel, 1.0, sin))
+    w1 = torch.where(parallel, alpha, torch.sin(alpha * theta) / torch.where(parallel, 1.0, sin))
+    return (w0 * a + w1 * b).to(x0.dtype).reshape(x0.shape)
+
+
+# -------------------------------------------------------- images <-> model space
+@torch.no_grad()
+def encode_images(model: LoopModel, images) -> torch.Tensor:
+    """uint8 spectrograms (B, H, W) -> model space (B, C, h, w); latents are the vqvae mean."""
+    x = torch.as_tensor(np.asarray(images), dtype=torch.float32, device=model.device)
+    if x.ndim == 2:
+        x = x[None]
+    x = (x / 255.0 * 2.0 - 1.0)[:, None]
+    if model.vqvae is not None:
+        with model.autocast():
+            x = model.vqvae.encode(x).latent_dist.mean.float() * model.vqvae.config.scaling_factor
+    return x
+
+
+@torch.no_grad()
+def decode_images(model: LoopModel, x: torch.Tensor) -> np.ndarray:
+    """Model space -> uint8 spectrograms (B, H, W), rounded as diffusers does."""
+    if model.vqvae is not None:
+        with model.autocast():
+            x = model.vqvae.decode(x / model.vqvae.config.scaling_factor).sample.float()
+    x = (x.float() / 2 + 0.5).clamp(0, 1)
+    if x.shape[1] == 3:  # an RGB autoencoder: PIL's "L" weights
+        x = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+    return (x[:, 0] * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def columns_per_second(model: LoopModel) -> float:
+    """Model-space columns per second of audio (latent models have fewer)."""
+    return model.sample_shape[2] * model.mel.sample_rate / model.mel.x_res / model.mel.hop_length
+
+
+def keep_columns(model: LoopModel, start_seconds: float = 0.0, end_seconds: float = 0.0) -> torch.Tensor:
+    """Bool mask over model-space columns: True where the input is kept (in/outpainting)."""
+    width = model.sample_shape[2]
+    per_second = columns_per_second(model)
+    mask = torch.zeros(width, dtype=torch.bool)
+    start, end = int(start_seconds * per_second), int(end_seconds * per_second)
+    if start + end > width:
+        raise SamplingError(f"mask of {start_seconds}s + {end_seconds}s is longer than the "
+                            f"{width / per_second:.2f}s loop")
+    mask[:start] = True
+    if end:
+        mask[width - end:] = True
+    return mask.to(model.device)
+
+
+def continuation_input(model: LoopModel, x: torch.Tensor, overlap_seconds: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Outpainting to the right: the last ``overlap_seconds`` of ``x`` become the new start.
+
+    Returns the input to keep and its column mask, for ``denoise(..., keep=...)``.
+    """
+    mask = keep_columns(model, start_seconds=overlap_seconds)
+    overlap = int(mask.sum())
+    shifted = torch.zeros_like(x)
+    if overlap:
+        shifted[..., :overlap] = x[..., -overlap:]
+    return shifted, mask
+
+
+# ------------------------------------------------------------------ denoising
+@dataclass(frozen=True)
+class Keep:
+    """Known content that the sampler must keep: ``x0`` where ``columns`` is True."""
+
+    x0: torch.Tensor
+    columns: torch.Tensor
+
+
+@torch.no_grad()
+def _unet(model: LoopModel, x: torch.Tensor, t, labels: torch.Tensor | None) -> torch.Tensor:
+    if model.device.type == "cpu":
+        x = x.contiguous(memory_format=torch.channels_last)
+    timestep = torch.full((x.shape[0],), int(t), device=model.device, dtype=torch.long)
+    with model.autocast():
+        return model.unet(x, timestep, class_labels=labels).sample.float()
+
+
+@torch.no_grad()
+def denoise(model: LoopModel, seeds: Sequence[int], *, steps: int = 50, sampler: str = "ddim",
+            eta: float = 0.0, class_labels: Sequence[int] | None = None, noise: torch.Tensor | None = None,
+            start: torch.Tensor | None = None, strength: float = 1.0, keep: Keep | None = None,
+            on_step: Callable[[int], None] | None = None) -> torch.Tensor:
+    """Run one batch of the reverse process; returns model-space samples (B, C, H, W).
+
+    seeds        one per sample: its starting noise and its step noise.
+    noise        starting noise to use instead of the seeds' draw (morphs, inverted loops).
+    start        model-space input for variations: noised to ``strength`` and denoised from there
+                 (strength 1 ignores it, 0 returns it unchanged).
+    keep         known columns held to the input throughout (in/outpainting, continuation).
+    """
+    if not 0.0 <= strength <= 1.0:
+        raise SamplingError(f"strength must be in 0..1, got {strength}")
+    generators = seed_generators(seeds)
+    drawn = initial_noise(model, generators)
+    noise = drawn if noise is None else noise.to(model.device, torch.float32)
+    if noise.shape[0] != len(seeds):
+        raise SamplingError(f"{noise.shape[0]} noise samples for {len(seeds)} seeds")
+    scheduler = make_scheduler(model, sampler, steps)
+    timesteps = scheduler.timesteps
+    alphas_cumprod = _alphas_cumprod(model)
+    labels = None
+    if model.is_class_conditional:
+        labels = torch.as_tensor(list(class_labels) if class_labels is not None else [0] * len(seeds),
+                                 device=model.device, dtype=torch.long)
+
+    first = 0
+    x = noise
+    if start is not None and strength < 1.0:
+        first = min(int(round(len(timesteps) * (1.0 - strength))), len(timesteps))
+        if first == len(timesteps):
+            return start.clone()
+        x = add_noise(alphas_cumprod, start.to(model.device), noise, timesteps[first])
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(first)
+    extra = {"eta": eta} if sampler == "ddim" else {}
+    # The known columns are re-noised with the same draw the sample started from.
+    for i in range(first, len(timesteps)):
+        t = timesteps[i]
+        model_output = _unet(model, x, t, labels)
+        x = scheduler.step(model_output, t, x, generator=generators, **extra).prev_sample
+        if keep is not None:
+            known = keep.x0 if i + 1 == len(timesteps) else add_noise(alphas_cumprod, keep.x0, noise, timesteps[i + 1])
+            x = torch.where(keep.columns, known, x)
+        if on_step is not None:
+            on_step(1)
+    return x
+
+
+@torch.no_grad()
+def invert(model: LoopModel, x0: torch.Tensor, *, steps: int = 50, class_labels: Sequence[int] | None = None,
+           on_step: Callable[[int], None] | None = None) -> torch.Tensor:
+    """DDIM inversion: run the deterministic sampler backwards from a loop to its noise."""
+    if model.scheduler.config.get("prediction_type", "epsilon") != "epsilon":
+        raise SamplingError(f"{model.name}: DDIM inversion needs an epsilon-prediction model")
+    scheduler = make_scheduler(model, "ddim", steps)
+    alphas_cumprod = _alphas_cumprod(model)
+    stride = scheduler.config.num_train_timesteps // steps
+    labels = None
+    if model.is_class_conditional:
+        labels = torch.as_tensor(list(class_labels) if class_labels is not None else [0] * x0.shape[0],
+                                 device=model.device, dtype=torch.long)
+    x = x0.to(model.device, torch.float32)
+    for t in reversed(scheduler.timesteps.tolist()):
+        # Step from the previous (less noisy) timestep of the schedule up to t.
+        t_prev = t - stride
+        a_prev = alphas_cumprod[t_prev].item() if t_prev >= 0 else scheduler.final_alpha_cumprod.item()
+        a_t = alphas_cumprod[t].item()
+        eps = _unet(model, x, t, labels)
+        x0_pred = (x - math.sqrt(1 - a_prev) * eps) / math.sqrt(a_prev)
+        x = math.sqrt(a_t) * x0_pred + math.sqrt(1 - a_t) * eps
+        if on_step is not None:
+            on_step(1)
+    return x
+
+
+def generate(model: LoopModel, seeds: Sequence[int], *, batch_size: int = 8, noise: torch.Tensor | None = None,
+             start: torch.Tensor | None = None, keep: Keep | None = None,
+             class_labels: Sequence[int] | None = None, **options) -> torch.Tensor:
+    """``denoise`` over any number of seeds, ``batch_size`` at a time; model-space output.
+
+    Per-sample inputs (noise, start, keep.x0, class_labels) are split with the seeds,
+    so the result does not depend on ``batch_size``.
+    """
+    seeds = list(seeds)
+    if batch_size < 1:
+        raise SamplingError(f"batch size must be at least 1, got {batch_size}")
+    out = []
+    for i in range(0, len(seeds), batch_size):
+        part = slice(i, i + batch_size)
+        out.append(denoise(
+            model, seeds[part], **options,
+            noise=None if noise is None else noise[part],
+            start=None if start is None else start[part],
+            keep=None if keep is None else Keep(keep.x0[part], keep.columns),
+            class_labels=None if class_labels is None else list(class_labels)[part],
+        ))
+    return torch.cat(out) if out else torch.empty((0, *model.sample_shape))
