@@ -82,8 +82,9 @@ class GriffinLim:
         """(B, mels, frames) mel power -> (B, (frames - 1) * hop) float32 audio."""
         magnitude = self.mel_to_magnitude(mel_power.to(self.device))
         length = (magnitude.shape[-1] - 1) * self.hop_length
+        # The same starting phase for every item, so a clip decodes the same in any batch.
         generator = torch.Generator(device="cpu").manual_seed(seed)
-        phase = torch.rand(magnitude.shape, generator=generator) * (2 * torch.pi)
+        phase = torch.rand(magnitude.shape[-2:], generator=generator).expand(magnitude.shape) * (2 * torch.pi)
         angles = torch.polar(torch.ones_like(phase), phase).to(self.device)
         previous = torch.zeros_like(angles)
         for _ in range(n_iter):

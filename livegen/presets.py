@@ -1,0 +1,57 @@
+"""Genre presets: ``presets/genres/NAME.toml`` names a model dir and its defaults.
+
+    model = "../models/techno"     # relative to the preset file
+    label = "techno"               # class label, where one model holds several genres
+    steps = 50
+    sampler = "ddim"
+    bpm_range = [125, 135]
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+PRESETS_DIR = Path(os.environ.get("LIVEGEN_PRESETS", Path(__file__).resolve().parent.parent / "presets"))
+
+
+class PresetError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class GenrePreset:
+    name: str
+    model: Path
+    label: str | None = None
+    steps: int = 50
+    sampler: str = "ddim"
+    bpm_range: tuple[float, float] = (60.0, 200.0)
+
+
+def load_genre(name_or_path: str | Path, presets_dir: Path = PRESETS_DIR) -> GenrePreset:
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = presets_dir / "genres" / f"{name_or_path}.toml"
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        known = sorted(p.stem for p in (presets_dir / "genres").glob("*.toml"))
+        raise PresetError(f"no model dir or genre preset {str(name_or_path)!r} (genres: {', '.join(known) or 'none'})") from None
+    except tomllib.TOMLDecodeError as err:
+        raise PresetError(f"{path}: {err}") from None
+    if "model" not in data:
+        raise PresetError(f"{path}: missing key 'model'")
+    allowed = {"model", "label", "steps", "sampler", "bpm_range"}
+    unknown = set(data) - allowed
+    if unknown:
+        raise PresetError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
+    try:
+        low, high = data.get("bpm_range", (60.0, 200.0))
+        return GenrePreset(name=path.stem, model=(path.parent / data["model"]).resolve(),
+                           label=data.get("label"), steps=int(data.get("steps", 50)),
+                           sampler=str(data.get("sampler", "ddim")), bpm_range=(float(low), float(high)))
+    except (TypeError, ValueError) as err:
+        raise PresetError(f"{path}: bad value ({err})") from None

@@ -1,0 +1,85 @@
+"""Offline loop rendering: model -> spectrograms -> audio -> loops, a batch at a time.
+
+The same chain the live worker runs, without the engine: ``livegen generate``
+uses it to write loops to files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from .audio import MelCodec
+from .diffusion import LoopModel, decode_images, generate
+from .loops import Loop, LoopError, make_loop, raw_loop
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    steps: int = 50
+    sampler: str = "ddim"
+    eta: float = 0.0
+    batch_size: int = 8
+    genre: str | None = None  # class label name or index, for class-conditional models
+    bpm: float | None = None  # stretch to this tempo; None keeps the detected one
+    raw: bool = False  # keep the whole slice, uncut
+    sample_rate: int | None = None  # output rate; None keeps the model's
+
+
+@dataclass(frozen=True)
+class Rendered:
+    seed: int
+    image: np.ndarray  # uint8 spectrogram
+    loop: Loop | None
+    error: str | None = None  # why no loop could be cut
+
+
+def render(model: LoopModel, seeds: Sequence[int], settings: RenderSettings,
+           on_step: Callable[[int], None] | None = None) -> Iterator[Rendered]:
+    """Yield one ``Rendered`` per seed, in order, a batch at a time."""
+    codec = MelCodec(model.mel)
+    label = model.class_label(settings.genre)
+    seeds = list(seeds)
+    for i in range(0, len(seeds), settings.batch_size):
+        batch = seeds[i:i + settings.batch_size]
+        x = generate(model, batch, steps=settings.steps, sampler=settings.sampler, eta=settings.eta,
+                     batch_size=settings.batch_size, on_step=on_step,
+                     class_labels=None if label is None else [label] * len(batch))
+        images = decode_images(model, x)
+        audio = codec.images_to_audio(images, device=model.device)
+        for seed, image, clip in zip(batch, images, audio):
+            try:
+                if settings.raw:
+                    loop = raw_loop(clip, model.mel.sample_rate, out_rate=settings.sample_rate)
+                else:
+                    loop = make_loop(clip, model.mel.sample_rate, bpm=settings.bpm, out_rate=settings.sample_rate)
+            except LoopError as err:
+                yield Rendered(seed, image, None, str(err))
+                continue
+            yield Rendered(seed, image, loop)
+
+
+def loop_filename(model_name: str, seed: int, settings: RenderSettings, loop: Loop) -> str:
+    """A name that says where the loop came from: model, seed, steps, sampler, tempo, bars."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", model_name).strip("-") or "model"
+    tempo = f"{loop.bpm:.1f}bpm-{loop.bars}bars" if loop.bars else "raw"
+    genre = f"_{settings.genre}" if settings.genre is not None else ""
+    return f"{safe}{genre}_seed{seed}_{settings.sampler}{settings.steps}_{tempo}"
+
+
+def write_loop(folder: Path, stem: str, loop: Loop, metadata: dict, audio_format: str = "wav") -> Path:
+    """Write the audio and a JSON sidecar beside it; returns the audio path."""
+    import soundfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{stem}.{audio_format}"
+    soundfile.write(path, loop.audio, loop.sample_rate, subtype="PCM_24")
+    sidecar = {**metadata, **{k: v for k, v in asdict(loop).items() if k != "audio"},
+               "seconds": round(loop.seconds, 6), "frames": len(loop.audio)}
+    path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+    return path
