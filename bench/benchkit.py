@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import shlex
 import statistics
 import sys
@@ -12,6 +13,34 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
+
+
+def _cpu_seconds() -> tuple[float, float, float] | None:
+    """(wall clock, CPU seconds busy on the whole machine, CPU seconds of this process); None if not Linux."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        ticks = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, AttributeError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return (time.monotonic(), (user + nice + system + irq + softirq + steal) / ticks, own.ru_utime + own.ru_stime)
+
+
+# Taken at import, before any work: the run's own CPU time is subtracted from the machine's.
+_START = _cpu_seconds()
+
+
+def contention() -> str:
+    """How much CPU other processes took while this script ran: they skew the times."""
+    end = _cpu_seconds()
+    if _START is None or end is None:
+        return "unknown (no /proc/stat)"
+    wall = end[0] - _START[0]
+    others = max(0.0, (end[1] - _START[1]) - (end[2] - _START[2]))
+    share = others / max(wall * _cores(), 1e-9)
+    return (f"other processes used {others:.0f} CPU-seconds during this {wall:.0f} s run "
+            f"({100 * share:.0f}% of the cores); above a few % the times are unreliable")
 
 
 def use_checkout() -> None:
@@ -100,6 +129,7 @@ def machine_header(title: str, details: list[str]) -> str:
         f"- Machine: {name}, {_cores()} cores ({_vector_units(flags)}), "
         f"torch threads {torch.get_num_threads()}{gpu}",
         f"- Software: {', '.join(versions)}",
+        f"- Contention: {contention()}",
         *[f"- {line}" for line in details],
         f"- Command: `{command_line()}`",
         f"- Date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",

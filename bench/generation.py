@@ -150,7 +150,7 @@ def report(rows: list[Row], args, setup: str) -> str:
         f"livegen: precision {setup}, DDIM (eta 0), batch {args.batch}; "
         f"inversion: torch fast Griffin-Lim; loops of {rows[0].audio_seconds:.2f} s",
         "diffusers: AudioDiffusionPipeline (same weights, loaded from the saved folder) with DDIMScheduler, "
-        "batch 1; its time includes librosa mel_to_audio",
+        "batch 1, under the same autocast precision; its time includes librosa mel_to_audio",
         f"Median of {args.repeats} run(s) after a {WARMUP_STEPS}-step warm-up of each; "
         "real-time factor = seconds of audio per second of work (above 1 is faster than real time)",
     ]
