@@ -2,10 +2,10 @@
 
 from .checkpoint import CheckpointError, LoopModel, load_model, resolve_device
 from .sampling import (SAMPLERS, Keep, SamplingError, continuation_input, decode_images, denoise,
-                       encode_images, generate, invert, keep_columns, slerp)
+                       encode_images, generate, invert, keep_columns, morph, slerp)
 
 __all__ = [
     "CheckpointError", "LoopModel", "load_model", "resolve_device", "SAMPLERS", "Keep", "SamplingError",
     "continuation_input", "decode_images", "denoise", "encode_images", "generate", "invert",
-    "keep_columns", "slerp",
+    "keep_columns", "morph", "slerp",
 ]

@@ -267,3 +267,14 @@ def generate(model: LoopModel, seeds: Sequence[int], *, batch_size: int = 8, noi
             class_labels=None if class_labels is None else list(class_labels)[part],
         ))
     return torch.cat(out) if out else torch.empty((0, *model.sample_shape))
+
+
+@torch.no_grad()
+def morph(model: LoopModel, x_from: torch.Tensor, x_to: torch.Tensor, alpha: float, *, steps: int = 50,
+          class_labels: Sequence[int] | None = None) -> torch.Tensor:
+    """A loop part way (``alpha``) between two loops: DDIM-invert both, slerp the noise, sample back."""
+    noise_from = invert(model, x_from, steps=steps, class_labels=class_labels)
+    noise_to = invert(model, x_to, steps=steps, class_labels=class_labels)
+    seeds = [0] * x_from.shape[0]  # DDIM with eta 0 draws nothing from the seeds
+    return generate(model, seeds, steps=steps, sampler="ddim", noise=slerp(noise_from, noise_to, alpha),
+                    class_labels=class_labels)

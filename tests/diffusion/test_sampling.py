@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from livegen.diffusion import (Keep, SamplingError, continuation_input, decode_images, encode_images, generate,
-                               invert, keep_columns, load_model, slerp)
+                               invert, keep_columns, load_model, morph, slerp)
 from livegen.diffusion.sampling import _alphas_cumprod
 
 
@@ -138,3 +138,10 @@ def test_ddim_inversion_recovers_the_noise(tiny_model):
         rebuilt = generate(model, [0, 1], steps=steps, noise=noise)
         errors.append(((rebuilt - x0).norm() / x0.norm()).item())
     assert errors[1] < 0.15 and errors[1] < errors[0]
+    # A morph between two loops starts and ends on them.
+    a, b = x0[:1], x0[1:]
+    for alpha, target in ((0.0, a), (1.0, b)):
+        got = morph(model, a, b, alpha, steps=50)
+        assert ((got - target).norm() / target.norm()).item() < 0.15
+    halfway = morph(model, a, b, 0.5, steps=50)
+    assert (halfway - a).norm() > 0.3 * a.norm() and (halfway - b).norm() > 0.3 * b.norm()
