@@ -49,6 +49,26 @@ def use_checkout() -> None:
         sys.path.insert(0, str(REPO))
 
 
+def set_threads(threads: int | None) -> None:
+    """Fix the thread pools (torch's, and numpy's BLAS); None keeps the defaults (one per core).
+
+    One thread is the fair choice on a machine that others are using: a
+    parallel region waits for its slowest thread, so a pool that shares cores
+    with another process stalls (Griffin-Lim measured 10-25x slower).
+    """
+    if threads is None:
+        return
+    import torch
+
+    torch.set_num_threads(threads)
+    try:  # numpy's BLAS too, so librosa's side gets the same limit
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except ImportError:
+        pass
+
+
 def timed(fn, *args, **kwargs):
     """(seconds, result) of one call."""
     start = time.perf_counter()

@@ -18,7 +18,8 @@ import argparse
 import tempfile
 from dataclasses import dataclass
 
-from benchkit import machine_header, markdown_table, median, progress, publish, timed, use_checkout
+from benchkit import (machine_header, markdown_table, median, progress, publish, set_threads, timed,
+                      use_checkout)
 
 use_checkout()
 
@@ -167,6 +168,8 @@ def parse_args():
     parser.add_argument("--device", default=None, help="cpu, cuda, mps; default: the best available")
     parser.add_argument("--skip-diffusers", action="store_true", help="time livegen only")
     parser.add_argument("--quick", action="store_true", help="small model, 10 steps only: a smoke test")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's, one per core); 1 on a shared machine")
     parser.add_argument("--output", default="generation.md", help="file name under bench/results/")
     args = parser.parse_args()
     if args.quick:
@@ -178,6 +181,7 @@ def parse_args():
 
 def main():
     args = parse_args()
+    set_threads(args.threads)
     rows, setups = [], []
     for size in args.sizes:
         size_rows, setup = bench_size(size, args)

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchkit import machine_header, markdown_table, median, progress, publish, timed, use_checkout
+from benchkit import (machine_header, markdown_table, median, progress, publish, set_threads, timed,
+                      use_checkout)
 
 use_checkout()
 
@@ -228,6 +229,8 @@ def parse_args():
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per cell; the median is reported")
     parser.add_argument("--mels", nargs="+", type=int, choices=list(CONFIGS), default=list(CONFIGS),
                         help="mel band counts to run")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's, one per core); 1 on a shared machine")
     parser.add_argument("--output", default="inversion.md", help="file name under bench/results/")
     args = parser.parse_args()
     if args.repeats < 1:
@@ -237,6 +240,7 @@ def parse_args():
 
 def main():
     args = parse_args()
+    set_threads(args.threads)
     rows, batch_rows = [], []
     for mel in args.mels:
         config_rows, batch_row = bench_config(CONFIGS[mel], args.repeats)
