@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libsndfile1)
+# hydrogen-drumkits, fluid-soundfont-gm and fluidsynth: the demo corpus (training/corpus.py).
+APT_PACKAGES=(libsndfile1 hydrogen-drumkits fluid-soundfont-gm fluidsynth)
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     missing=()
     for pkg in "${APT_PACKAGES[@]}"; do

@@ -4,14 +4,12 @@ import warnings
 
 import pytest
 
-from livegen.audio import MelConfig
-from livegen.diffusion.architectures import Architecture, new_model
+from livegen.diffusion.architectures import ARCHITECTURES, new_model
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 # 32 mel bands x 64 frames at hop 256: 0.74 s a slice; small enough for fast tests.
-TINY = Architecture(MelConfig(x_res=64, y_res=32, sample_rate=22050, n_fft=512, hop_length=256),
-                    (16, 32), norm_num_groups=8)
+TINY = ARCHITECTURES["micro"]
 
 
 @pytest.fixture(scope="session")

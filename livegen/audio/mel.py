@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..jsonfile import read_json_object
+
 CONFIG_NAME = "mel_config.json"
 
 
@@ -57,24 +59,13 @@ class MelConfig:
     def slice_seconds(self) -> float:
         return self.slice_size / self.sample_rate
 
-    @property
-    def columns_per_second(self) -> float:
-        return self.sample_rate / self.hop_length
-
     @classmethod
     def load(cls, path: str | Path) -> "MelConfig":
         """Read a mel config from a file or from a ``mel/`` folder."""
         path = Path(path)
         if path.is_dir():
             path = path / CONFIG_NAME
-        try:
-            raw = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise CodecError(f"{path}: mel config not found") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise CodecError(f"{path}: not valid JSON ({err})") from None
-        if not isinstance(raw, dict):
-            raise CodecError(f"{path}: expected a JSON object")
+        raw = read_json_object(path, CodecError, missing="mel config not found")
         known = {f.name for f in fields(cls)}
         try:
             return cls(**{k: v for k, v in raw.items() if k in known})

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from ..audio.mel import CodecError, MelConfig
+from ..jsonfile import read_json_object
 
 WEIGHTS_NAME = "diffusion_pytorch_model"
 EXTRA_NAME = "livegen.json"
@@ -173,15 +174,7 @@ class LoopModel:
 
 # ----------------------------------------------------------------------- load
 def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path}: expected a JSON object")
-    return data
+    return read_json_object(path, CheckpointError)
 
 
 def _read_weights(folder: Path) -> dict[str, torch.Tensor]:

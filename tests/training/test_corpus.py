@@ -1,0 +1,52 @@
+import json
+
+import numpy as np
+import pytest
+import soundfile
+
+from livegen.loops import find_beat_grid
+from training.corpus import GENRES, build_corpus, load_kits
+
+pytestmark = pytest.mark.skipif(not load_kits.__defaults__[0].is_dir(), reason="hydrogen-drumkits not installed")
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("corpus")
+    assert build_corpus(out, clips_per_genre=2, seed=3) == 2 * len(GENRES)
+    return out
+
+
+def test_every_genre_renders_clips_in_its_tempo_range(corpus_dir):
+    for name, genre in GENRES.items():
+        clips = sorted((corpus_dir / name).glob("*.flac"))
+        assert len(clips) == 2
+        for clip in clips:
+            audio, rate = soundfile.read(clip)
+            meta = json.loads(clip.with_suffix(".json").read_text())
+            assert rate == 22050 and len(audio) == int(12.0 * rate)
+            assert genre.bpm[0] <= meta["bpm"] <= genre.bpm[1]
+            assert 0.5 < np.abs(audio).max() <= 0.9
+
+
+def test_clips_have_a_steady_beat_at_their_tempo(corpus_dir):
+    """The beat grid of a clip's first slice agrees with the tempo it was rendered at."""
+    for name in GENRES:
+        clip = sorted((corpus_dir / name).glob("*.flac"))[0]
+        audio, rate = soundfile.read(clip, dtype="float32")
+        bpm = json.loads(clip.with_suffix(".json").read_text())["bpm"]
+        grid = find_beat_grid(audio[: int(5.94 * rate)], rate, expected_bpm=bpm)
+        found = 60 * rate / grid.period
+        assert min(abs(found / bpm - r) for r in (0.5, 1.0, 2.0)) < 0.02, (name, found, bpm)
+
+
+def test_same_seed_same_corpus_and_resume(corpus_dir, tmp_path):
+    assert build_corpus(tmp_path, clips_per_genre=1, genres=["house"], seed=3) == 1
+    a, _ = soundfile.read(tmp_path / "house" / "house_0000.flac")
+    b, _ = soundfile.read(corpus_dir / "house" / "house_0000.flac")
+    np.testing.assert_array_equal(a, b)
+    assert build_corpus(tmp_path, clips_per_genre=1, genres=["house"], seed=3) == 0  # nothing left to do
+    other = tmp_path / "other"
+    build_corpus(other, clips_per_genre=1, genres=["house"], seed=4)
+    c, _ = soundfile.read(other / "house" / "house_0000.flac")
+    assert not np.array_equal(a, c)

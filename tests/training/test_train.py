@@ -1,0 +1,95 @@
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from livegen.diffusion import load_model
+from tests.synth import drum_pattern
+from training.prepare import prepare
+from training.train import TrainSettings, state_digest, train
+from livegen.diffusion.architectures import ARCHITECTURES
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    for genre, bpm in (("techno", 128), ("hiphop", 90)):
+        (root / "audio" / genre).mkdir(parents=True)
+        for i in range(3):
+            soundfile.write(root / "audio" / genre / f"{i}.wav", drump(bpm, i), 22050)
+    prepare(root / "audio", root / "data", ARCHITECTURES["micro"].mel, log=lambda m: None)
+    return root / "data"
+
+
+def drump(bpm, seed):
+    return drum_pattern(bpm, 3.0, seed=seed)
+
+
+def test_train_saves_a_loadable_model_and_resumes(data_dir, tmp_path):
+    settings = TrainSettings(size="micro", class_conditional=True, batch_size=4, max_steps=4, warmup_steps=1,
+                             save_every=2, sample_every=4, sample_steps=3)
+    summary = train(data_dir, tmp_path / "model", settings, log=lambda m: None)
+    assert summary["steps"] == 4 and np.isfinite(summary["final_loss"])
+    model = load_model(tmp_path / "model", "cpu")
+    assert model.class_names == ["hiphop", "techno"] and model.extra["training"]["steps"] == 4
+    assert len(list((tmp_path / "model" / "samples" / "step-000004").glob("*.wav"))) == 2
+    # a second run with a higher step limit continues from step 4, not from scratch
+    resumed = train(data_dir, tmp_path / "model", TrainSettings(**{**settings.__dict__, "max_steps": 6}),
+                    log=lambda m: None)
+    assert resumed["steps"] == 6
+    assert sorted(p.name for p in (tmp_path / "model" / "checkpoints").glob("step-*")) == ["step-4", "step-6"]
+    retrained = load_model(tmp_path / "model", "cpu")
+    assert state_digest(retrained.unet) != state_digest(model.unet)
+
+
+def test_training_lowers_the_loss(data_dir, tmp_path):
+    settings = TrainSettings(size="micro", batch_size=8, max_steps=60, warmup_steps=5, lr=1e-3, save_every=1000)
+    summary = train(data_dir, tmp_path / "m", settings, log=lambda m: None)
+    assert summary["final_loss"] < 0.5  # untrained noise prediction starts near 1
+
+
+def test_two_process_data_parallel_training_keeps_replicas_identical(data_dir, tmp_path):
+    """accelerate launch, 2 CPU processes (gloo): both ranks end with the same weights.
+
+    accelerate's ``--cpu`` launches several processes through MPI only; its
+    torch.distributed launcher (``--multi_gpu``) with ACCELERATE_USE_CPU runs
+    them on the CPU with gloo.
+    """
+    accelerate = shutil.which("accelerate", path=os.path.dirname(sys.executable))
+    assert accelerate, "accelerate is installed with the train extra"
+    command = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "training", "train", str(data_dir),
+               str(tmp_path / "ddp"), "--size", "micro", "--batch", "2", "--max-steps", "3", "--warmup-steps", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    digests = sorted((tmp_path / "ddp" / "checkpoints" / "step-3").glob("digest-rank*.txt"))
+    assert [d.name for d in digests] == ["digest-rank0.txt", "digest-rank1.txt"]
+    assert digests[0].read_text() == digests[1].read_text()
+    assert load_model(tmp_path / "ddp", "cpu").extra["training"]["processes"] == 2
+
+
+def test_eval_reports_all_figures(data_dir, tmp_path):
+    from training.eval import beat_steadiness, evaluate
+
+    train(data_dir, tmp_path / "m", TrainSettings(size="micro", batch_size=4, max_steps=2, warmup_steps=1),
+          log=lambda m: None)
+    report = evaluate(tmp_path / "m", data_dir, count=4, steps=3, fidelity_steps=(2, 5), reference_steps=20)
+    assert np.isfinite([report.frechet_generated, report.frechet_real_halves, report.frechet_untrained]).all()
+    assert set(report.fidelity) == {2, 5} and report.fidelity[5] < report.fidelity[2]
+    assert report.steadiness and all(0 <= v["real"] <= 1 for v in report.steadiness.values())
+    assert "Frechet distance" in report.table()
+
+
+def test_beat_steadiness_separates_drums_from_noise():
+    from training.eval import beat_steadiness
+
+    rng = np.random.default_rng(0)
+    drums = beat_steadiness(drum_pattern(120), 22050)
+    noise = beat_steadiness(rng.normal(0, 0.3, 22050 * 6).astype(np.float32), 22050)
+    assert drums > 0.5 and noise < 0.3

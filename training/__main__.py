@@ -1,0 +1,132 @@
+"""``python -m training corpus | prepare | train | eval``: data, training and evaluation of livegen models."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _progress(total: int, description: str):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        transient=True)
+    task = progress.add_task(description, total=total)
+    return progress, (lambda: progress.advance(task))
+
+
+def corpus(args) -> int:
+    from .corpus import GENRES, build_corpus
+
+    genres = args.genres.split(",") if args.genres else list(GENRES)
+    progress, tick = _progress(args.clips * len(genres), "rendering corpus")
+    with progress:
+        written = build_corpus(args.out, clips_per_genre=args.clips, genres=genres, seed=args.seed, on_clip=tick)
+    print(f"{args.out}: {written} new clip(s), {args.clips} per genre for {', '.join(genres)}")
+    return 0
+
+
+def prepare(args) -> int:
+    from livegen.audio import MelConfig
+    from livegen.diffusion.architectures import ARCHITECTURES
+
+    from .prepare import find_audio, prepare as run_prepare
+
+    config = ARCHITECTURES[args.size].mel if args.size else MelConfig(
+        x_res=args.x_res, y_res=args.y_res, sample_rate=args.sample_rate, hop_length=args.hop_length,
+        n_fft=args.n_fft)
+    progress, tick = _progress(len(find_audio(args.audio_dir)), "audio files")
+    with progress:
+        report = run_prepare(args.audio_dir, args.data_dir, config, on_file=tick, log=progress.console.print)
+    print(f"{args.data_dir}: {report.slices} slices from {report.files} file(s); {report.silent} silent slice(s) "
+          f"and {len(report.skipped)} unreadable file(s) skipped")
+    return 0
+
+
+def train(args) -> int:
+    from .train import TrainSettings, train as run_train
+
+    settings = TrainSettings(
+        size=args.size, class_conditional=args.class_conditional, batch_size=args.batch, grad_accum=args.grad_accum,
+        lr=args.lr, warmup_steps=args.warmup_steps, max_steps=args.max_steps, minutes=args.minutes,
+        ema_decay=args.ema_decay, mixed_precision=args.mixed_precision, save_every=args.save_every,
+        sample_every=args.sample_every, sample_steps=args.sample_steps, seed=args.seed)
+    run_train(args.data_dir, args.model_dir, settings)
+    return 0
+
+
+def evaluate(args) -> int:
+    from .eval import evaluate as run_eval, write_report
+
+    report = run_eval(args.model_dir, args.data_dir, count=args.count, steps=args.steps, sampler=args.sampler,
+                      fidelity_steps=tuple(args.fidelity_steps), reference_steps=args.reference_steps,
+                      fidelity_count=args.fidelity_count, device=args.device)
+    print(report.table())
+    if args.json:
+        write_report(report, args.json)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    c = commands.add_parser("corpus", help="render the demo corpus from Debian's instrument packages")
+    c.add_argument("out", type=Path, help="output folder (one sub-folder per genre)")
+    c.add_argument("--clips", type=int, default=400, help="clips per genre (12 s each; default 400)")
+    c.add_argument("--genres", help="comma-separated subset of techno,house,hiphop,breaks")
+    c.add_argument("--seed", type=int, default=0)
+
+    p = commands.add_parser("prepare", help="audio folder -> data set of mel images")
+    p.add_argument("audio_dir", type=Path)
+    p.add_argument("data_dir", type=Path)
+    p.add_argument("--size", help="take the mel settings of a model size (tiny, small, teticio)")
+    p.add_argument("--x-res", type=int, default=256)
+    p.add_argument("--y-res", type=int, default=256)
+    p.add_argument("--sample-rate", type=int, default=22050)
+    p.add_argument("--hop-length", type=int, default=512)
+    p.add_argument("--n-fft", type=int, default=2048)
+
+    t = commands.add_parser("train", help="train a model (also under accelerate launch)")
+    t.add_argument("data_dir", type=Path, help="a data set made by prepare")
+    t.add_argument("model_dir", type=Path, help="where the model (and checkpoints, samples) go; resumes from it")
+    t.add_argument("--size", default="tiny", help="micro, tiny, small or teticio (the data set must match)")
+    t.add_argument("--class-conditional", action="store_true", help="one model for all genres, by label")
+    t.add_argument("--batch", type=int, default=16, help="batch per process")
+    t.add_argument("--grad-accum", type=int, default=1)
+    t.add_argument("--lr", type=float, default=2e-4)
+    t.add_argument("--warmup-steps", type=int, default=100)
+    t.add_argument("--max-steps", type=int, default=1000)
+    t.add_argument("--minutes", type=float, help="stop (and save) after this much wall-clock time")
+    t.add_argument("--ema-decay", type=float, default=0.999)
+    t.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
+    t.add_argument("--save-every", type=int, default=200)
+    t.add_argument("--sample-every", type=int, default=0, help="render sample loops every N steps (0: never)")
+    t.add_argument("--sample-steps", type=int, default=20)
+    t.add_argument("--seed", type=int, default=0)
+
+    e = commands.add_parser("eval", help="Frechet distance, sampler fidelity and beat steadiness of a model")
+    e.add_argument("model_dir", type=Path)
+    e.add_argument("data_dir", type=Path, help="the prepared data set (its held-out files are the reference)")
+    e.add_argument("--count", type=int, default=32, help="loops to generate (and real ones to compare)")
+    e.add_argument("--steps", type=int, help="sampling steps (default 50)")
+    e.add_argument("--sampler", choices=["ddim", "ddpm", "dpm++"])
+    e.add_argument("--fidelity-steps", type=int, nargs="*", default=[10, 20, 50])
+    e.add_argument("--reference-steps", type=int, default=1000)
+    e.add_argument("--fidelity-count", type=int, default=2)
+    e.add_argument("--device", default=None)
+    e.add_argument("--json", type=Path, help="also write the figures to this file")
+
+    args = parser.parse_args(argv)
+    from .corpus import CorpusError
+
+    try:
+        return {"corpus": corpus, "prepare": prepare, "train": train, "eval": evaluate}[args.command](args)
+    except (CorpusError, FileNotFoundError, ValueError) as err:
+        print(f"training: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

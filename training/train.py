@@ -1,0 +1,239 @@
+"""Train a livegen model with accelerate: one command from this CPU to many GPUs.
+
+    python -m training train DATA_DIR MODEL_DIR --size tiny --minutes 30
+    accelerate launch --num_processes 2 --cpu -m training train DATA_DIR MODEL_DIR ...
+
+A UNet2DModel of a named size (optionally class-conditional on the data set's
+genres) learns to predict the noise of a DDPM schedule (1000 steps). EMA
+weights, mixed precision, gradient accumulation, cosine schedule with
+warm-up. Checkpoints (``MODEL_DIR/checkpoints/step-N``) hold everything to
+resume, and a run resumes from the newest by itself. Every ``--sample-every``
+steps a few loops are rendered from the EMA weights into
+``MODEL_DIR/samples/``. The result is saved in the diffusers layout that
+``livegen`` loads, with EMA weights, and with a note in ``livegen.json`` of how
+it was trained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+@dataclass
+class TrainSettings:
+    size: str = "tiny"
+    class_conditional: bool = False
+    batch_size: int = 16  # per process
+    grad_accum: int = 1
+    lr: float = 2e-4
+    warmup_steps: int = 100
+    max_steps: int = 1000
+    minutes: float | None = None  # wall-clock budget; stops early (and saves) when spent
+    ema_decay: float = 0.999
+    mixed_precision: str = "no"  # no | bf16 | fp16
+    save_every: int = 200
+    sample_every: int = 0
+    sample_steps: int = 20
+    seed: int = 0
+    num_workers: int = 0
+
+
+class ImageData(torch.utils.data.Dataset):
+    """The prepared spectrograms in memory, as (image in [-1, 1], genre label)."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray):
+        self.images, self.labels = torch.from_numpy(images), torch.from_numpy(labels)
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return self.images[index][None].float() / 127.5 - 1.0, self.labels[index]
+
+
+def _latest_checkpoint(folder: Path) -> Path | None:
+    found = sorted(folder.glob("step-*"), key=lambda p: int(p.name.split("-")[1])) if folder.is_dir() else []
+    return found[-1] if found else None
+
+
+def state_digest(module: torch.nn.Module) -> str:
+    """SHA-256 of a module's weights, to compare replicas across processes."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def train(data_dir: Path, model_dir: Path, settings: TrainSettings, log=print) -> dict:
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from diffusers.optimization import get_cosine_schedule_with_warmup
+    from diffusers.training_utils import EMAModel
+
+    from livegen.diffusion.architectures import ARCHITECTURES, new_model
+
+    from .prepare import load_images
+
+    model_dir = Path(model_dir)
+    accelerator = Accelerator(mixed_precision=settings.mixed_precision,
+                              gradient_accumulation_steps=settings.grad_accum)
+    set_seed(settings.seed)
+    images, labels, genres = load_images(data_dir, split="train")
+    arch = ARCHITECTURES[settings.size]
+    if images.shape[1:] != (arch.mel.y_res, arch.mel.x_res):
+        raise ValueError(f"{data_dir}: images are {images.shape[1]}x{images.shape[2]}, size {settings.size!r} "
+                         f"wants {arch.mel.y_res}x{arch.mel.x_res} (prepare with --size {settings.size})")
+    model = new_model(arch, class_names=genres if settings.class_conditional else None, seed=settings.seed)
+    unet, noise_schedule = model.unet.train(), model.scheduler
+    ema = EMAModel(unet.parameters(), decay=settings.ema_decay, use_ema_warmup=True, power=3 / 4)
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=settings.lr, weight_decay=1e-6)
+    lr_schedule = get_cosine_schedule_with_warmup(optimizer, settings.warmup_steps * accelerator.num_processes,
+                                                  settings.max_steps * accelerator.num_processes)
+    loader = torch.utils.data.DataLoader(ImageData(images, labels), batch_size=settings.batch_size, shuffle=True,
+                                         drop_last=True, num_workers=settings.num_workers)
+    unet, optimizer, loader, lr_schedule = accelerator.prepare(unet, optimizer, loader, lr_schedule)
+    accelerator.register_for_checkpointing(ema)
+
+    checkpoints = model_dir / "checkpoints"
+    step = 0
+    latest = _latest_checkpoint(checkpoints)
+    if latest is not None:
+        accelerator.load_state(str(latest))
+        step = int(latest.name.split("-")[1])
+        log(f"resumed from {latest}")
+    ema.to(accelerator.device)
+
+    started = time.monotonic()
+    losses: list[float] = []
+    progress = _Progress(accelerator.is_main_process, settings.max_steps, step)
+    out_of_time = False
+    with progress:
+        while step < settings.max_steps and not out_of_time:
+            for clean, genre in loader:
+                with accelerator.accumulate(unet):
+                    noise = torch.randn_like(clean)
+                    t = torch.randint(0, noise_schedule.config.num_train_timesteps, (clean.shape[0],),
+                                      device=clean.device)
+                    noisy = noise_schedule.add_noise(clean, noise, t)
+                    prediction = unet(noisy, t, class_labels=genre if settings.class_conditional else None).sample
+                    loss = torch.nn.functional.mse_loss(prediction.float(), noise)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients:
+                        accelerator.clip_grad_norm_(unet.parameters(), 1.0)
+                    optimizer.step()
+                    lr_schedule.step()
+                    optimizer.zero_grad()
+                if not accelerator.sync_gradients:
+                    continue
+                ema.step(unet.parameters())
+                step += 1
+                losses.append(accelerator.gather(loss.detach()[None]).mean().item())
+                progress.update(step, losses[-1], ema.cur_decay_value)
+                out_of_time = settings.minutes is not None and time.monotonic() - started > settings.minutes * 60
+                last = step >= settings.max_steps or out_of_time
+                if step % settings.save_every == 0 or last:
+                    _save_checkpoint(accelerator, checkpoints, step)
+                if settings.sample_every and (step % settings.sample_every == 0 or last):
+                    _render_samples(accelerator, unet, ema, model, model_dir / "samples" / f"step-{step:06d}",
+                                    settings)
+                if last:
+                    break
+
+    accelerator.wait_for_everyone()
+    raw = accelerator.unwrap_model(unet)
+    digest_dir = checkpoints / f"step-{step}"
+    digest_dir.mkdir(parents=True, exist_ok=True)
+    (digest_dir / f"digest-rank{accelerator.process_index}.txt").write_text(state_digest(raw) + "\n")
+    summary = {
+        "steps": step, "minutes": round((time.monotonic() - started) / 60, 2),
+        "final_loss": float(np.mean(losses[-50:])) if losses else None,
+        "processes": accelerator.num_processes, "device": str(accelerator.device),
+        "settings": asdict(settings), "data": str(data_dir), "slices": len(images), "genres": genres,
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+        "command": " ".join(sys.argv),
+    }
+    if accelerator.is_main_process:
+        ema.copy_to(raw.parameters())  # ship the EMA weights
+        model.unet = raw.eval()
+        model.extra["training"] = summary
+        model.save(model_dir)
+        log(f"{model_dir}: saved after {step} steps ({summary['minutes']} min), loss {summary['final_loss']}")
+    accelerator.wait_for_everyone()
+    return summary
+
+
+def _save_checkpoint(accelerator, checkpoints: Path, step: int, keep: int = 2) -> None:
+    accelerator.save_state(str(checkpoints / f"step-{step}"))
+    if accelerator.is_main_process:
+        for old in sorted(checkpoints.glob("step-*"), key=lambda p: int(p.name.split("-")[1]))[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _render_samples(accelerator, unet, ema, model, folder: Path, settings: TrainSettings, count: int = 2) -> None:
+    """A few loops from the EMA weights, written as wav and png, by the main process."""
+    if not accelerator.is_main_process:
+        return
+    import soundfile
+    from PIL import Image
+
+    from livegen.audio import MelCodec
+    from livegen.diffusion import decode_images, generate
+
+    raw = accelerator.unwrap_model(unet)
+    ema.store(raw.parameters())
+    ema.copy_to(raw.parameters())
+    raw.eval()
+    try:
+        model.unet = raw
+        model.device, model.dtype = accelerator.device, torch.float32
+        labels = list(range(count)) if settings.class_conditional else None
+        if labels is not None:
+            labels = [label % len(model.class_names) for label in labels]
+        images = decode_images(model, generate(model, list(range(count)), steps=settings.sample_steps,
+                                               class_labels=labels))
+        audio = MelCodec(model.mel).images_to_audio(images, device=accelerator.device)
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, (image, clip) in enumerate(zip(images, audio)):
+            Image.fromarray(image[::-1]).save(folder / f"sample{i}.png")  # low bands at the bottom
+            soundfile.write(folder / f"sample{i}.wav", clip, model.mel.sample_rate)
+    finally:
+        ema.restore(raw.parameters())
+        raw.train()
+
+
+class _Progress:
+    """A rich progress bar on the main process; nothing elsewhere."""
+
+    def __init__(self, enabled: bool, total: int, done: int):
+        self.enabled = enabled
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                TextColumn("{task.fields[status]}"))
+            self.task = self.bar.add_task("training", total=total, completed=done, status="")
+
+    def __enter__(self):
+        if self.enabled:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.__exit__(*exc)
+
+    def update(self, step: int, loss: float, decay: float):
+        if self.enabled:
+            self.bar.update(self.task, completed=step, status=f"loss {loss:.4f} ema {decay:.4f}")
