@@ -295,8 +295,11 @@ def render_clip(genre: Genre, kits: dict[str, Kit], palette: dict[int, np.ndarra
 
 
 def build_corpus(out: Path, *, clips_per_genre: int = 400, genres: list[str] | None = None, seed: int = 0,
-                 on_clip=None) -> int:
-    """Write the corpus to ``out``; clips already there are kept (resumable). Returns clips written."""
+                 on_clip=None, palette_cache: Path | None = None) -> int:
+    """Write the corpus to ``out``; clips already there are kept (resumable). Returns clips written.
+
+    The rendered note palette is cached in ``palette_cache`` (default ``out/.palette.npz``).
+    """
     import soundfile
 
     names = genres or list(GENRES)
@@ -305,7 +308,7 @@ def build_corpus(out: Path, *, clips_per_genre: int = 400, genres: list[str] | N
         raise CorpusError(f"unknown genre(s) {unknown}; choose from {list(GENRES)}")
     kits = load_kits()
     programs = sorted({p for g in names for p in (*GENRES[g].bass_program, *GENRES[g].chord_program)})
-    palette = render_palette(programs, out / ".palette.npz")
+    palette = render_palette(programs, palette_cache or out / ".palette.npz")
     written = 0
     for genre_index, name in enumerate(names):
         folder = out / name

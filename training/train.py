@@ -235,5 +235,9 @@ class _Progress:
             self.bar.__exit__(*exc)
 
     def update(self, step: int, loss: float, decay: float):
-        if self.enabled:
-            self.bar.update(self.task, completed=step, status=f"loss {loss:.4f} ema {decay:.4f}")
+        if not self.enabled:
+            return
+        status = f"loss {loss:.4f} ema {decay:.4f}"
+        self.bar.update(self.task, completed=step, status=status)
+        if not self.bar.console.is_terminal and step % 25 == 0:  # a log file gets a line now and then
+            self.bar.console.print(f"{time.strftime('%H:%M:%S')} step {step}: {status}")
