@@ -160,7 +160,7 @@ def report(rows: list[Row], args, setup: str) -> str:
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", nargs="+", choices=("tiny", *SIZES), default=list(SIZES))
+    parser.add_argument("--sizes", nargs="+", choices=("micro", "lite", "tiny", *SIZES), default=list(SIZES))
     parser.add_argument("--steps", nargs="+", type=int, default=list(STEPS))
     parser.add_argument("--batch", type=int, default=1, help="livegen's batch size (diffusers stays at 1)")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per cell; the median is reported")

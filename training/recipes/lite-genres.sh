@@ -16,7 +16,7 @@ $PY -m training train "$WORK/data-lite" "$WORK/models/lite-genres" --size lite -
     --batch 16 --lr 5e-4 --warmup-steps 50 --max-steps 1500 --minutes 55 --save-every 200 \
     --sample-every 500 --sample-steps 20
 # 4. The figures in the README.
-$PY -m training eval "$WORK/models/lite-genres" "$WORK/data-lite" --count 32 --steps 10 \
+$PY -m training eval "$WORK/models/lite-genres" "$WORK/data-lite" --count 32 --steps 8 --fidelity-steps 8 20 50 \
     --json "$WORK/models/lite-genres-eval.json"
 # 5. Ship it (weights, configs and livegen.json; not the checkpoints or samples).
 mkdir -p presets/models/lite-genres

@@ -1,0 +1,44 @@
+"""Every shipped genre preset names a model that loads and plays its genre."""
+
+import pytest
+
+from livegen.diffusion import decode_images, generate, load_model
+from livegen.presets import PRESETS_DIR, PresetError, load_genre
+
+GENRES = sorted(p.stem for p in (PRESETS_DIR / "genres").glob("*.toml"))
+
+
+def test_at_least_three_genres_ship():
+    assert len(GENRES) >= 3
+
+
+@pytest.mark.parametrize("name", GENRES)
+def test_genre_preset_loads_and_generates(name):
+    preset = load_genre(name)
+    low, high = preset.bpm_range
+    assert 40 <= low < high <= 220
+    model = load_model(preset.model, "cpu")
+    label = model.class_label(preset.label)
+    images = decode_images(model, generate(model, [0], steps=2, sampler=preset.sampler,
+                                           class_labels=None if label is None else [label]))
+    assert images.shape == (1, model.mel.y_res, model.mel.x_res)
+
+
+def test_shipped_weights_fit_the_budget():
+    sizes = [p.stat().st_size for p in (PRESETS_DIR / "models").rglob("*") if p.suffix in (".safetensors", ".bin")]
+    assert sizes and sum(sizes) <= 30 * 2 ** 20
+
+
+def test_malformed_presets_name_the_file(tmp_path):
+    (tmp_path / "genres").mkdir()
+    (tmp_path / "genres" / "bad.toml").write_text('model = "x"\nsteps = \n')
+    with pytest.raises(PresetError, match=r"bad\.toml"):
+        load_genre("bad", tmp_path)
+    (tmp_path / "genres" / "odd.toml").write_text('model = "x"\ncolour = "red"\n')
+    with pytest.raises(PresetError, match=r"odd\.toml: unknown key\(s\) colour"):
+        load_genre("odd", tmp_path)
+    (tmp_path / "genres" / "none.toml").write_text('label = "x"\n')
+    with pytest.raises(PresetError, match=r"none\.toml: missing key 'model'"):
+        load_genre("none", tmp_path)
+    with pytest.raises(PresetError, match="genres: bad, none, odd"):
+        load_genre("polka", tmp_path)
