@@ -17,8 +17,6 @@ it was trained.
 from __future__ import annotations
 
 import hashlib
-import json
-import math
 import platform
 import shutil
 import sys

@@ -78,7 +78,7 @@ def test_teticio_layout_with_bin_weights_loads(tmp_path):
     torch.testing.assert_close(_forward(loaded), _forward(original.to("cpu", "fp32")))
 
 
-def test_bin_is_never_unpickled(tmp_path):
+def test_bin_is_never_unpickled(tmp_path, capsys):
     _teticio_style_dir(tmp_path)
 
     class Exploit:
@@ -88,6 +88,7 @@ def test_bin_is_never_unpickled(tmp_path):
     (tmp_path / "unet" / "diffusion_pytorch_model.bin").write_bytes(pickle.dumps({"w": Exploit()}))
     with pytest.raises(CheckpointError, match=r"diffusion_pytorch_model\.bin: cannot be read as plain weights"):
         load_model(tmp_path)
+    assert "this ran while loading" not in capsys.readouterr().out
 
 
 def test_sharded_safetensors_load(tmp_path):

@@ -6,13 +6,12 @@ import sys
 import numpy as np
 import pytest
 import soundfile
-import torch
 
 from livegen.diffusion import load_model
+from livegen.diffusion.architectures import ARCHITECTURES
 from tests.synth import drum_pattern
 from training.prepare import prepare
 from training.train import TrainSettings, state_digest, train
-from livegen.diffusion.architectures import ARCHITECTURES
 
 
 @pytest.fixture(scope="module")
@@ -21,13 +20,9 @@ def data_dir(tmp_path_factory):
     for genre, bpm in (("techno", 128), ("hiphop", 90)):
         (root / "audio" / genre).mkdir(parents=True)
         for i in range(3):
-            soundfile.write(root / "audio" / genre / f"{i}.wav", drump(bpm, i), 22050)
+            soundfile.write(root / "audio" / genre / f"{i}.wav", drum_pattern(bpm, 3.0, seed=i), 22050)
     prepare(root / "audio", root / "data", ARCHITECTURES["micro"].mel, log=lambda m: None)
     return root / "data"
-
-
-def drump(bpm, seed):
-    return drum_pattern(bpm, 3.0, seed=seed)
 
 
 def test_train_saves_a_loadable_model_and_resumes(data_dir, tmp_path):
@@ -75,7 +70,7 @@ def test_two_process_data_parallel_training_keeps_replicas_identical(data_dir, t
 
 
 def test_eval_reports_all_figures(data_dir, tmp_path):
-    from training.eval import beat_steadiness, evaluate
+    from training.eval import evaluate
 
     train(data_dir, tmp_path / "m", TrainSettings(size="micro", batch_size=4, max_steps=2, warmup_steps=1),
           log=lambda m: None)
