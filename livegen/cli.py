@@ -40,7 +40,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     new = commands.add_parser("new-model", help="write an untrained model dir of a named size")
     new.add_argument("path", type=Path)
-    new.add_argument("--size", default="tiny", help="tiny (2.5M), small (10.7M) or teticio (113.7M)")
+    new.add_argument("--size", default="tiny", help="micro (tests), lite or tiny (2.5M), small (10.7M), teticio (113.7M)")
     new.add_argument("--genres", help="comma-separated genre names: makes the model class-conditional")
     new.add_argument("--seed", type=int, default=0)
 
