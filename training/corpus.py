@@ -118,18 +118,15 @@ class Kit:
 
 
 def _load_sample(path: Path) -> np.ndarray | None:
-    import soundfile
-
-    from livegen.loops import resample
+    """A kit sample as mono at RATE, at most 1.5 s, peak 1; None if broken or silent."""
+    from .prepare import read_audio
 
     try:
-        audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
-    except Exception:  # a broken sample in a kit: leave it out
+        mono = read_audio(path, RATE)[: int(1.5 * RATE)]
+    except (ValueError, OSError):  # a broken sample in a kit: leave it out
         return None
-    mono = audio.mean(axis=1)
-    if len(mono) == 0 or np.abs(mono).max() < 1e-4:
+    if np.abs(mono).max() < 1e-4:
         return None
-    mono = resample(mono, rate, RATE)[: int(1.5 * RATE)]
     return mono / np.abs(mono).max()
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +31,7 @@ class PrepareReport:
     files: int = 0
     slices: int = 0
     silent: int = 0
-    skipped: list[tuple[str, str]] = None  # (file, why)
-
-    def __post_init__(self):
-        self.skipped = self.skipped or []
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why)
 
 
 def find_audio(folder: Path) -> list[Path]:
