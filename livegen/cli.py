@@ -1,4 +1,4 @@
-"""``livegen`` command line: generate | new-model | info."""
+"""``livegen`` command line: play | generate | devices | new-model | info."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from .diffusion.sampling import SAMPLERS
+from .engine.transport import QUANTISE_BARS
+from .presets import SAMPLERS
 
 
 def _positive_int(text: str) -> int:
@@ -44,6 +45,39 @@ def _build_parser() -> argparse.ArgumentParser:
     new.add_argument("--genres", help="comma-separated genre names: makes the model class-conditional")
     new.add_argument("--seed", type=int, default=0)
 
+    play = commands.add_parser("play", help="play a live set: loops generated, tempo-locked and crossfaded on the bar")
+    play.add_argument("--genre", action="append", dest="genres", metavar="NAME",
+                      help="genre preset to play (repeat for several; the first is selected). Default: techno")
+    play.add_argument("--bpm", type=float, default=128.0, help="master tempo (default 128)")
+    play.add_argument("--steps", type=_positive_int, help="sampling steps (default: each preset's)")
+    play.add_argument("--sampler", choices=list(SAMPLERS), help="default: each preset's")
+    play.add_argument("--auto-bars", type=_positive_int, metavar="N", help="launch a new loop every N bars by itself")
+    play.add_argument("--quantise", choices=list(QUANTISE_BARS), default="1",
+                      help="launch on the next: beat, 1, 2 or 4 bars, or off (default 1 bar)")
+    play.add_argument("--crossfade", type=float, default=20.0, metavar="MS", help="crossfade length (default 20 ms)")
+    play.add_argument("--depth", type=_positive_int, default=3, help="loops kept ready per genre (default 3)")
+    play.add_argument("--gain", type=float, default=0.8, help="master gain (default 0.8)")
+    play.add_argument("--seed", type=int, help="first seed (default: random)")
+    play.add_argument("--headless", action="store_true", help="no sound card: play into --output, in real time")
+    play.add_argument("--output", type=Path, help="headless: the file the set is written to (.wav or .flac)")
+    play.add_argument("--duration", type=float, help="stop after this many seconds of play (default: until Ctrl-C)")
+    play.add_argument("--record", type=Path, help="also record the master output to this .wav or .flac")
+    play.add_argument("--status", type=Path, metavar="FILE", help="append the engine state as a JSON line a second")
+    play.add_argument("--crate", type=Path, default=Path("crate"), help="where saved loops go (default ./crate)")
+    play.add_argument("--out-device", help="sound device, by index or (part of) its name")
+    play.add_argument("--host-api", help="PortAudio host API, by index or name (e.g. ALSA, JACK, Core Audio)")
+    play.add_argument("--sample-rate", type=int, default=48000)
+    play.add_argument("--blocksize", type=_positive_int, default=256, help="frames per audio callback (default 256)")
+    play.add_argument("--latency", default="low", help="output latency: low, high or seconds")
+    play.add_argument("--channels", type=int, choices=[1, 2, 4], default=2,
+                      help="2: master; 4: master on 1-2 and a cue preview of the next loop on 3-4")
+    play.add_argument("--device", default="auto", help="generation device: cuda, mps, cpu or auto")
+    play.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    play.add_argument("--worker-threads", type=_positive_int, default=1,
+                      help="torch threads in the worker (default 1: a core stays free for the audio)")
+
+    commands.add_parser("devices", help="list sound output devices")
+
     info = commands.add_parser("info", help="describe a model dir")
     info.add_argument("model", help="model directory or genre preset name")
     return parser
@@ -65,7 +99,8 @@ def _generate(args) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .render import RenderSettings, loop_filename, render, write_loop
+    from .loops import write_loop
+    from .render import RenderSettings, loop_filename, render
 
     console = Console(stderr=True)
     model, preset = _resolve_model(args.model, args.device, args.precision)
@@ -139,20 +174,110 @@ def _info(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    from .audio import CodecError
-    from .diffusion import CheckpointError, SamplingError
-    from .presets import PresetError
+def _devices(args) -> int:
+    from .engine import output_devices
 
-    args = _build_parser().parse_args(argv)
-    handlers = {"generate": _generate, "new-model": _new_model, "info": _info}
+    found = output_devices()
+    if not found:
+        print("no sound output device found (PortAudio lists none); `livegen play --headless --output set.wav` "
+              "plays into a file instead")
+        return 1
+    for index, name, api, channels in found:
+        print(f"{index:>3}  {name}  ({api}, {channels} out)")
+    return 0
+
+
+def _play(args) -> int:
+    from .engine import Engine, EngineSettings, FileSink, OutputError, Recorder, SoundCardOutput
+
+    if args.headless and args.output is None:
+        print("livegen: --headless needs --output FILE (.wav or .flac) to play into", file=sys.stderr)
+        return 2
+    if args.duration is not None and args.duration <= 0:
+        print("livegen: --duration must be positive", file=sys.stderr)
+        return 2
+    latency = args.latency if args.latency in ("low", "high") else float(args.latency)
+    settings = EngineSettings(
+        genres=args.genres or ["techno"], bpm=args.bpm, steps=args.steps, sampler=args.sampler, depth=args.depth,
+        quantise=args.quantise, crossfade_ms=args.crossfade, auto_bars=args.auto_bars,
+        sample_rate=args.sample_rate, channels=args.channels, gain=args.gain, device=args.device,
+        precision=args.precision, worker_threads=args.worker_threads, seed=args.seed, status_path=args.status,
+        max_block=max(4096, args.blocksize))
+    engine = Engine(settings)
     try:
-        return handlers[args.command](args)
-    except (CheckpointError, CodecError, PresetError, SamplingError) as err:
+        if args.headless:
+            output = FileSink(engine.mixer, args.output, blocksize=args.blocksize)
+        else:
+            output = SoundCardOutput(engine.mixer, args.out_device, args.host_api, args.blocksize, latency)
+    except (OutputError, ValueError) as err:
+        engine.close()
         print(f"livegen: {err}", file=sys.stderr)
         return 2
+    recorder = None
+    log = sys.stderr
+    engine.start()
+    output.start()
+    try:
+        print(f"livegen: loading {', '.join(settings.genres)} and making the first loop ...", file=log)
+        engine.wait_until_playing()
+        if args.record:
+            recorder = Recorder(engine.mixer, args.record).start()
+        for name, state in engine.genres.items():
+            if state.error:
+                print(f"livegen: genre {name} is out of this set: {state.error}", file=log)
+        print(f"livegen: playing on {output.name} at {settings.bpm:g} BPM (worker on {engine.worker_device})"
+              + (", Ctrl-C stops" if args.duration is None else f" for {args.duration:g}s"), file=log)
+        started = time.monotonic()
+        shown = -1
+        while args.duration is None or time.monotonic() - started < args.duration:
+            time.sleep(0.05)
+            state = engine.snapshot()
+            if state["bar"] != shown and state["beat"] == 0:
+                shown = state["bar"]
+                playing = state["playing"] or {}
+                print(f"bar {state['bar']:>4}  {state['bpm']:g} BPM  playing {playing.get('genre')} "
+                      f"seed {playing.get('seed')}  ready {state['buffer']}  "
+                      f"underflows {state['underflows']}  worker restarts {state['worker']['restarts']}", file=log)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if recorder is not None:
+            print(f"livegen: recorded {recorder.stop()}", file=log)
+        output.stop()
+        engine.stop()
+        engine.close()
+    if args.headless:
+        print(f"livegen: wrote {args.output}", file=log)
+    return 0
+
+
+# The errors that mean bad input (a message, not a traceback), by module. Only a module that has been
+# imported can have raised one, so checking through sys.modules keeps torch out of `play`'s process.
+_USER_ERRORS = (("livegen.diffusion", "CheckpointError"), ("livegen.diffusion", "SamplingError"),
+                ("livegen.audio", "CodecError"), ("livegen.presets", "PresetError"), ("livegen.engine", "EngineError"))
+
+
+def _is_user_error(err: Exception) -> bool:
+    for module_name, error_name in _USER_ERRORS:
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(err, getattr(module, error_name)):
+            return True
+    return False
+
+
+def main(argv=None) -> int:
+    args = _build_parser().parse_args(argv)
+    handlers = {"generate": _generate, "new-model": _new_model, "info": _info, "play": _play,
+                "devices": _devices}
+    try:
+        return handlers[args.command](args)
     except KeyboardInterrupt:
         return 130
+    except Exception as err:
+        if not _is_user_error(err):
+            raise
+        print(f"livegen: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

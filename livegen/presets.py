@@ -14,6 +14,14 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+# The samplers a preset, the command line or a controller may name, and their diffusers schedulers.
+# Kept here, free of torch, so the engine's main process can check names without importing it.
+SAMPLERS = {
+    "ddpm": "DDPMScheduler",
+    "ddim": "DDIMScheduler",
+    "dpm++": "DPMSolverMultistepScheduler",
+}
+
 PRESETS_DIR = Path(os.environ.get("LIVEGEN_PRESETS", Path(__file__).resolve().parent.parent / "presets"))
 
 
@@ -48,6 +56,8 @@ def load_genre(name_or_path: str | Path, presets_dir: Path = PRESETS_DIR) -> Gen
     unknown = set(data) - allowed
     if unknown:
         raise PresetError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
+    if str(data.get("sampler", "ddim")) not in SAMPLERS:
+        raise PresetError(f"{path}: unknown sampler {data['sampler']!r} (samplers: {', '.join(SAMPLERS)})")
     try:
         low, high = data.get("bpm_range", (60.0, 200.0))
         return GenrePreset(name=path.stem, model=(path.parent / data["model"]).resolve(),

@@ -6,10 +6,8 @@ uses it to write loops to files.
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -70,16 +68,3 @@ def loop_filename(model_name: str, seed: int, settings: RenderSettings, loop: Lo
     tempo = f"{loop.bpm:.1f}bpm-{loop.bars}bars" if loop.bars else "raw"
     genre = f"_{settings.genre}" if settings.genre is not None else ""
     return f"{safe}{genre}_seed{seed}_{settings.sampler}{settings.steps}_{tempo}"
-
-
-def write_loop(folder: Path, stem: str, loop: Loop, metadata: dict, audio_format: str = "wav") -> Path:
-    """Write the audio and a JSON sidecar beside it; returns the audio path."""
-    import soundfile
-
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{stem}.{audio_format}"
-    soundfile.write(path, loop.audio, loop.sample_rate, subtype="PCM_24")
-    sidecar = {**metadata, **{k: v for k, v in asdict(loop).items() if k != "audio"},
-               "seconds": round(loop.seconds, 6), "frames": len(loop.audio)}
-    path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
-    return path

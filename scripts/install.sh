@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # hydrogen-drumkits, fluid-soundfont-gm and fluidsynth: the demo corpus (training/corpus.py).
-APT_PACKAGES=(libsndfile1 hydrogen-drumkits fluid-soundfont-gm fluidsynth)
+# libportaudio2: sounddevice's output; jackd2: the dummy sound server the engine tests play into.
+APT_PACKAGES=(libsndfile1 libportaudio2 jackd2 hydrogen-drumkits fluid-soundfont-gm fluidsynth)
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     missing=()
     for pkg in "${APT_PACKAGES[@]}"; do

@@ -24,13 +24,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from ..presets import SAMPLERS
 from .checkpoint import LoopModel
-
-SAMPLERS = {
-    "ddpm": "DDPMScheduler",
-    "ddim": "DDIMScheduler",
-    "dpm++": "DPMSolverMultistepScheduler",
-}
 
 
 class SamplingError(ValueError):

@@ -1,0 +1,683 @@
+"""The engine: keeps the worker busy, the buffers full and the mixer fed, on the beat.
+
+    actions (CLI, keys, MIDI, tests) --command queue--> control thread
+    control thread --LoopRequest--> worker process --LoopReady--> buffers (per genre)
+    control thread --Launch at a grid sample--> mixer (audio callback)
+
+Everything that decides happens in one control thread, so the engine's state
+needs no locks; other threads talk to it through ``_commands``. The audio
+callback only ever sees finished ``Launch`` objects.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import multiprocessing
+import os
+import queue
+import random
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import wait as connection_wait
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..presets import PRESETS_DIR, SAMPLERS, PresetError, load_genre
+from .loopbank import LoopBank, slot_frames_for
+from .mixer import Launch, Mixer, Voice, equal_power_fade
+from .transport import QUANTISE_BARS, Transport
+from .worker import (GenreError, LoopFailed, LoopReady, LoopRequest, WorkerConfig, WorkerReady,
+                     worker_main)
+
+
+class EngineError(RuntimeError):
+    pass
+
+
+@dataclass
+class EngineSettings:
+    genres: list[str]
+    bpm: float = 128.0
+    steps: int | None = None  # None: each genre preset's own
+    sampler: str | None = None
+    depth: int = 3  # finished loops kept ready per genre
+    quantise: str = "1"  # off | beat | 1 | 2 | 4 (bars)
+    crossfade_ms: float = 20.0
+    auto_bars: int | None = None  # launch a new loop every N bars by itself
+    sample_rate: int = 48000
+    channels: int = 2
+    gain: float = 0.8
+    device: str = "auto"  # torch device of the worker
+    precision: str = "auto"
+    worker_threads: int = 1
+    batch_size: int = 4
+    seed: int | None = None  # first seed; None picks one at random
+    min_bpm: float = 60.0
+    max_block: int = 4096
+    status_path: Path | None = None
+    presets_dir: Path = PRESETS_DIR
+
+
+@dataclass
+class LoopInfo:
+    """A finished loop in the bank: where it is and where it came from."""
+
+    loop_id: int
+    slot: int
+    genre: str
+    seed: int
+    steps: int
+    sampler: str
+    mode: str
+    bpm: float
+    bars: int
+    frames: int
+    source_id: int | None = None
+
+    def describe(self) -> dict:
+        return {"id": self.loop_id, "genre": self.genre, "seed": self.seed, "mode": self.mode,
+                "bpm": round(self.bpm, 3), "bars": self.bars, "steps": self.steps, "sampler": self.sampler}
+
+
+@dataclass
+class GenreState:
+    preset: object  # GenrePreset, or the PresetError that stopped it loading
+    ready: deque = field(default_factory=deque)  # LoopInfo, oldest first
+    generated: int = 0
+    dropped: int = 0
+    error: str | None = None
+
+
+class Engine:
+    # The control thread sleeps until a command or a worker message arrives, or this many seconds
+    # pass (launch lookahead is 100 ms). Each wake-up competes with the callback for the GIL.
+    CONTROL_TICK = 0.02
+    SWITCH_INTERVAL = 0.001  # seconds a Python thread may hold the GIL before handing over
+
+    def __init__(self, settings: EngineSettings):
+        if not settings.genres:
+            raise EngineError("no genre to play: name at least one")
+        if settings.quantise not in QUANTISE_BARS:
+            raise EngineError(f"quantise must be one of {', '.join(QUANTISE_BARS)}, got {settings.quantise!r}")
+        self.settings = settings
+        self.genres: dict[str, GenreState] = {}
+        for name in settings.genres:
+            try:
+                preset = load_genre(name, settings.presets_dir)
+            except PresetError as err:
+                preset = err
+            self.genres[name] = GenreState(preset)
+        self.selected = settings.genres[0]
+        self.steps, self.sampler = settings.steps, settings.sampler
+        self.quantise = settings.quantise
+        self.auto_bars = settings.auto_bars
+        self.transport = Transport(settings.sample_rate, settings.bpm)
+        self.mixer = Mixer(settings.sample_rate, settings.channels, max_block=settings.max_block, gain=settings.gain)
+        self._fade = equal_power_fade(int(settings.crossfade_ms * settings.sample_rate / 1000))
+        slots = len(self.genres) * settings.depth + 8  # + playing, outgoing, pending, cue, re-tempo, modes
+        self.bank = LoopBank(slots, slot_frames_for(settings.sample_rate, settings.min_bpm))
+        self._seed = settings.seed if settings.seed is not None else random.randrange(2**31)
+        self._next_id = 1
+        self.loops: dict[int, LoopInfo] = {}  # every loop that holds a slot, ready or on stage
+        self._in_flight: dict[int, LoopRequest] = {}
+        self._on_stage: dict[int, LoopInfo] = {}  # launched or about to be
+        self._stage_misses: dict[int, int] = {}
+        self._waiting: LoopRequest | None = None  # a mode request to launch as soon as it is ready
+        self._want_launch = False  # a trigger found no loop ready: launch the next one that arrives
+        self._retempo_pending = False
+        self._next_auto_beat: float | None = None
+        self._launches_seen = 0
+        self._last_launch_sample = 0
+        self.playing: LoopInfo | None = None
+        self.next_up: LoopInfo | None = None
+        self.worker_restarts = 0
+        self.worker_state = "starting"
+        self.worker_device = "?"
+        self.errors: deque[str] = deque(maxlen=20)
+        self.events: deque[dict] = deque(maxlen=200)  # launches and other notable moments, newest last
+        self._work_seconds = 0.0
+        self._audio_seconds = 0.0
+        self._commands: queue.SimpleQueue = queue.SimpleQueue()
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_write, False)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._control, name="livegen-control", daemon=True)
+        self._process = None
+        self._requests = self._results = None
+        self._spawned_at = self._restart_at = 0.0
+        self._restart_delay = 0.0
+        self._status_file = None
+        self._last_status = 0.0
+        self.started = threading.Event()  # the first loop is on stage
+
+    # ------------------------------------------------------------ life cycle
+    def start(self) -> "Engine":
+        # The callback needs the GIL: a busy Python thread may keep it for a whole switch interval
+        # (5 ms by default, about one 256-frame block at 48 kHz). Shorter turns keep it on time.
+        sys.setswitchinterval(self.SWITCH_INTERVAL)
+        # A full garbage collection holds the GIL for milliseconds; what exists by now lives for the
+        # whole set, so it is frozen out of the collector's scans.
+        gc.collect()
+        gc.freeze()
+        if self.settings.status_path is not None:
+            self.settings.status_path.parent.mkdir(parents=True, exist_ok=True)
+            self._status_file = open(self.settings.status_path, "a", buffering=1)
+        self._spawn_worker()
+        self._thread.start()
+        return self
+
+    def wait_until_playing(self, timeout: float = 300.0) -> None:
+        """Block until the first loop is on stage (the worker has loaded and made one)."""
+        deadline = time.monotonic() + timeout
+        while not self.started.wait(0.1):
+            if time.monotonic() > deadline:
+                raise EngineError(f"no loop ready after {timeout:.0f}s (worker: {self.worker_state}; "
+                                  f"errors: {'; '.join(self.errors) or 'none'})")
+            if self.genres and all(g.error for g in self.genres.values()):
+                raise EngineError("no genre could be loaded: " +
+                                  "; ".join(f"{n}: {g.error}" for n, g in self.genres.items()))
+            if not self._thread.is_alive():
+                raise EngineError("the engine's control thread stopped")
+
+    def stop(self) -> None:
+        self._stop.set()
+        os.write(self._wake_write, b"!")
+        if self._thread.is_alive():
+            self._thread.join()
+        self._stop_worker()
+        if self._status_file is not None:
+            self._write_status()
+            self._status_file.close()
+        for fd in (self._wake_read, self._wake_write):
+            os.close(fd)
+        self.mixer.pending = self.mixer.cue = None
+
+    def close(self) -> None:
+        """Release the shared loop memory (after the output has stopped)."""
+        self.mixer.current = self.mixer.outgoing = None
+        self.bank.close()
+
+    # ------------------------------------------------------------ worker
+    def _spawn_worker(self) -> None:
+        # The worker gets its thread count before its numpy, numba or Rubber Band start any threads:
+        # the other core belongs to the audio.
+        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+            os.environ[name] = str(self.settings.worker_threads)
+        context = multiprocessing.get_context("spawn")
+        down_recv, down_send = context.Pipe(duplex=False)
+        up_recv, up_send = context.Pipe(duplex=False)
+        presets = {name: state.preset for name, state in self.genres.items()}
+        config = WorkerConfig(genres=presets, bank_name=self.bank.name, bank_slots=self.bank.slots,
+                              bank_frames=self.bank.slot_frames, sample_rate=self.settings.sample_rate,
+                              device=self.settings.device, precision=self.settings.precision,
+                              threads=self.settings.worker_threads, batch_size=self.settings.batch_size)
+        self._process = context.Process(target=worker_main, args=(config, down_recv, up_send),
+                                        name="livegen-worker", daemon=True)
+        self._process.start()
+        self._spawned_at = time.monotonic()
+        down_recv.close()
+        up_send.close()
+        self._requests, self._results = down_send, up_recv
+        self.worker_state = "loading"
+        for request in self._in_flight.values():  # what the last worker did not finish
+            self._send(request)
+
+    def _stop_worker(self) -> None:
+        if self._process is None:
+            return
+        try:
+            self._requests.send(None)
+        except (OSError, ValueError):
+            pass
+        self._process.join(5)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+        for conn in (self._requests, self._results):
+            conn.close()
+        self._process = None
+
+    @property
+    def worker_pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def _check_worker(self) -> None:
+        if self._process is None:
+            if time.monotonic() >= self._restart_at:
+                self._spawn_worker()
+            return
+        if self._process.exitcode is None:
+            return
+        code = self._process.exitcode
+        for conn in (self._requests, self._results):
+            conn.close()
+        self._process = None
+        # A worker that keeps dying (a broken install, memory) is retried ever more slowly.
+        quick = time.monotonic() - self._spawned_at < 30.0
+        self._restart_delay = min(max(2 * self._restart_delay, 0.5), 30.0) if quick else 0.0
+        self._restart_at = time.monotonic() + self._restart_delay
+        self.worker_restarts += 1
+        self.worker_state = "restarting"
+        self._note(f"worker stopped (exit code {code}); restarting", kind="worker_restart")
+
+    def _send(self, request: LoopRequest) -> None:
+        try:
+            self._requests.send(request)
+        except (OSError, ValueError):
+            pass  # the worker is gone: _check_worker restarts it and sends this again
+
+    # ------------------------------------------------------------ actions (any thread)
+    def _do(self, command: Callable[[], None]) -> None:
+        self._commands.put(command)
+        try:
+            os.write(self._wake_write, b"!")  # wake the control thread now, not at its next tick
+        except OSError:
+            pass
+
+    def trigger(self, genre: str | None = None) -> None:
+        """Launch the next ready loop of ``genre`` (default: the selected one), quantised."""
+        self._do(lambda: self._trigger(genre or self.selected))
+
+    def trigger_mode(self, mode: str, strength: float = 0.5, target_seed: int | None = None) -> None:
+        """Make a loop from the playing one (variation, continuation, morph) and launch it when ready."""
+        self._do(lambda: self._request_mode(mode, strength, target_seed))
+
+    def select_genre(self, genre: str) -> None:
+        self._do(lambda: self._select(genre))
+
+    def set_steps(self, steps: int) -> None:
+        self._do(lambda: self._set_sampling(steps=steps))
+
+    def set_sampler(self, sampler: str) -> None:
+        self._do(lambda: self._set_sampling(sampler=sampler))
+
+    def set_bpm(self, bpm: float) -> None:
+        self._do(lambda: self._set_bpm(bpm))
+
+    def set_quantise(self, quantise: str) -> None:
+        if quantise not in QUANTISE_BARS:
+            raise EngineError(f"quantise must be one of {', '.join(QUANTISE_BARS)}, got {quantise!r}")
+        self._do(lambda: setattr(self, "quantise", quantise))
+
+    def set_crossfade(self, milliseconds: float) -> None:
+        fade = equal_power_fade(int(max(0.0, milliseconds) * self.settings.sample_rate / 1000))
+        self._do(lambda: setattr(self, "_fade", fade))
+
+    def set_gain(self, gain: float) -> None:
+        self.mixer.gain = float(min(max(gain, 0.0), 2.0))
+
+    def set_auto_bars(self, bars: int | None) -> None:
+        def apply():
+            self.auto_bars = bars
+            self._next_auto_beat = None
+        self._do(apply)
+
+    def save_playing(self, crate: str | Path) -> Path:
+        """Write the playing loop to ``crate`` with its tempo, bars, genre and seed; returns its path."""
+        done: queue.SimpleQueue = queue.SimpleQueue()
+        self._do(lambda: done.put(self._save_playing(Path(crate))))
+        result = done.get(timeout=10)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    # ------------------------------------------------------------ control thread
+    def _control(self) -> None:
+        while not self._stop.is_set():
+            waiting_on = [self._wake_read] + ([self._results] if self._process is not None else [])
+            if self._wake_read in connection_wait(waiting_on, timeout=self.CONTROL_TICK):
+                os.read(self._wake_read, 4096)
+            try:
+                while True:
+                    try:
+                        command = self._commands.get_nowait()
+                    except queue.Empty:
+                        break
+                    command()
+                self._read_results()
+                self._check_worker()
+                self._follow_mixer()
+                self._refill()
+                self._first_launch()
+                self._auto_launch()
+                if time.monotonic() - self._last_status >= 1.0:
+                    self._write_status()
+            except Exception as err:  # a bug in one round must not stop the set
+                self._note(f"engine: {type(err).__name__}: {err}", kind="error")
+
+    def _read_results(self) -> None:
+        while True:
+            try:
+                if not self._results.poll():
+                    return
+                message = self._results.recv()
+            except (EOFError, OSError):
+                return  # the worker died mid-message: _check_worker takes it from here
+            if isinstance(message, LoopReady):
+                self._arrived(message)
+            elif isinstance(message, LoopFailed):
+                self._failed(message)
+            elif isinstance(message, GenreError):
+                self.genres[message.genre].error = message.message
+                self._note(f"genre {message.genre}: {message.message}", kind="genre_error")
+            elif isinstance(message, WorkerReady):
+                self.worker_state = "ready"
+                self.worker_device = message.device
+
+    def _arrived(self, ready: LoopReady) -> None:
+        request = ready.request
+        self._in_flight.pop(request.loop_id, None)
+        info = LoopInfo(request.loop_id, request.slot, request.genre, request.seed, request.steps, request.sampler,
+                        request.mode, ready.bpm, ready.bars, ready.frames, request.source_id)
+        self.loops[info.loop_id] = info
+        state = self.genres[request.genre]
+        if request.mode != "retempo":
+            state.generated += 1
+        self._work_seconds += ready.work_seconds
+        self._audio_seconds += ready.frames / self.settings.sample_rate
+        if abs(info.bpm - self.transport.bpm) > 1e-6:  # made for a tempo the set has left
+            self._retempo(info)
+            return
+        if request.mode == "retempo" and self.playing is not None and request.source_id == self.playing.loop_id:
+            self._swap_at_loop_point(info)
+            return
+        if self._waiting is not None and self._waiting.loop_id == info.loop_id:
+            self._waiting = None
+            self._launch(info)
+            return
+        state.ready.append(info)
+        if self._want_launch and request.genre == self.selected:
+            self._want_launch = False
+            self._trigger(self.selected)
+
+    def _failed(self, failed: LoopFailed) -> None:
+        request = failed.request
+        self._in_flight.pop(request.loop_id, None)
+        self.bank.give_back(request.slot)
+        state = self.genres[request.genre]
+        if failed.dropped:
+            state.dropped += 1
+        else:
+            self._note(f"{request.genre} loop {request.loop_id} ({request.mode}): {failed.reason}", kind="error")
+        if self._waiting is not None and self._waiting.loop_id == request.loop_id:
+            self._waiting = None
+            if failed.dropped and request.mode != "retempo":  # try the same idea with the next seed
+                self._request_mode(request.mode, request.strength, request.target_seed)
+        if request.mode == "retempo" and self.playing is not None and request.source_id == self.playing.loop_id:
+            # The playing loop cannot follow the new tempo: change at the next bar with a fresh loop.
+            self._retempo_pending = False
+            self.transport.set_bpm(self.transport.bpm, self._next_line("1"))
+            self._want_launch = True
+
+    # -- requests
+    def _new_id(self) -> int:
+        loop_id = self._next_id
+        self._next_id += 1
+        return loop_id
+
+    def _preset_value(self, genre: str, name: str):
+        own = self.steps if name == "steps" else self.sampler
+        preset = self.genres[genre].preset
+        return own if own is not None else getattr(preset, name)
+
+    def _request(self, genre: str, mode: str = "new", source: LoopInfo | None = None, strength: float = 0.5,
+                 target_seed: int | None = None) -> LoopRequest | None:
+        slot = self.bank.take()
+        if slot is None:
+            return None
+        seed = self._seed
+        self._seed += 1
+        request = LoopRequest(loop_id=self._new_id(), slot=slot, genre=genre, seed=seed,
+                              steps=int(self._preset_value(genre, "steps")),
+                              sampler=str(self._preset_value(genre, "sampler")), bpm=self.transport.bpm,
+                              mode=mode, source_id=source.loop_id if source else None, strength=strength,
+                              target_seed=target_seed)
+        if source is not None and mode == "retempo":  # same loop, same recipe: only the tempo moves
+            request = replace(request, seed=source.seed, steps=source.steps, sampler=source.sampler)
+        self._in_flight[request.loop_id] = request
+        self._send(request)
+        return request
+
+    def _refill(self) -> None:
+        for name, state in self.genres.items():
+            if state.error or isinstance(state.preset, Exception):
+                if state.error is None:
+                    state.error = str(state.preset)
+                continue
+            queued = sum(1 for r in self._in_flight.values() if r.genre == name and r.mode == "new")
+            while len(state.ready) + queued < self.settings.depth:
+                if self._request(name) is None:
+                    return  # no free slot until something leaves the stage
+                queued += 1
+
+    def _request_mode(self, mode: str, strength: float, target_seed: int | None) -> None:
+        if self.playing is None:
+            self._note(f"{mode}: nothing is playing yet", kind="error")
+            return
+        if mode == "morph" and target_seed is None:
+            target_seed = self._seed
+            self._seed += 1
+        source = self.playing
+        self._waiting = self._request(source.genre, mode=mode, source=source, strength=strength,
+                                      target_seed=target_seed)
+
+    def _retempo(self, info: LoopInfo) -> None:
+        """A buffered loop at an old tempo: let the worker re-stretch it into a fresh slot."""
+        self.loops.pop(info.loop_id, None)
+        self.bank.give_back(info.slot)
+        request = self._request(info.genre, mode="retempo", source=info)
+        if self._waiting is not None and self._waiting.loop_id == info.loop_id:
+            self._waiting = request  # the loop to launch is now its re-stretched copy
+
+    # -- launching
+    def _next_line(self, quantise: str) -> int:
+        """The earliest grid sample a launch handed over now can still make, fade included."""
+        earliest = self.mixer.clock + self.settings.max_block + len(self._fade)
+        return self.transport.next_boundary(earliest, quantise)
+
+    def _trigger(self, genre: str) -> None:
+        state = self.genres.get(genre)
+        if state is None:
+            self._note(f"no genre {genre!r} in this set (genres: {', '.join(self.genres)})", kind="error")
+            return
+        if not state.ready:
+            self._want_launch = True  # launch the next one as soon as it is ready
+            return
+        self._launch(state.ready.popleft())
+
+    def _launch(self, info: LoopInfo, at: int | None = None, fade: np.ndarray | None = None) -> None:
+        waiting = self.mixer.waiting
+        if waiting is not None:  # a launch not yet begun gives way to the newer one
+            self.mixer.pending = None
+            if self.mixer.taken is not waiting:  # (and the callback did not take it meanwhile)
+                bumped = self._on_stage.pop(waiting.voice.loop_id, None)
+                if bumped is not None and bumped.mode != "retempo":
+                    self.genres[bumped.genre].ready.appendleft(bumped)
+        fade = self._fade if fade is None else fade
+        if self.playing is None:
+            fade = fade[:0]  # the very first loop starts cleanly, no fade from silence
+            at = self.mixer.clock + self.settings.max_block
+            self.transport.start_at(at)  # and its first sample is the set's first downbeat
+        elif at is None:
+            at = self._next_line(self.quantise)
+        # Keep each fade whole: a launch may not begin before the last one has finished.
+        outgoing = self.mixer.outgoing
+        if outgoing is not None:
+            at = max(at, outgoing.fade_start + len(outgoing.fade) + len(fade))
+        fade = fade[:max(0, min(len(fade), info.frames // 2))]
+        voice = Voice(self.bank.view(info.slot, info.frames), info.loop_id)
+        self._on_stage[info.loop_id] = info
+        self.next_up = info
+        self.mixer.pending = Launch(voice, at, fade)
+
+    def _swap_at_loop_point(self, info: LoopInfo) -> None:
+        """The playing loop re-stretched: swap it in where the old one comes round, and turn the tempo there."""
+        current = self.mixer.current
+        if current is None or current.loop_id != info.source_id:
+            self._retempo_pending = False
+            self.genres[info.genre].ready.appendleft(info)
+            return
+        earliest = self.mixer.clock + self.settings.max_block
+        laps = max(0, -(-(earliest - current.start) // current.frames))
+        at = current.start + laps * current.frames
+        self.transport.set_bpm(info.bpm, at)
+        self._retempo_pending = False
+        self._launch(info, at=at, fade=self._fade[:0])
+
+    def _follow_mixer(self) -> None:
+        """Learn from the callback what has launched, and free the slots of loops that left the stage."""
+        for loop_id, at in self.mixer.launches(self._launches_seen):
+            self._launches_seen += 1
+            info = self._on_stage.get(loop_id)
+            if info is None:
+                continue
+            previous = self.playing
+            self.playing = info
+            self._last_launch_sample = at
+            if self.next_up is info:
+                self.next_up = None
+            position = self.transport.position(at)
+            self.events.append({"event": "launch", "loop": loop_id, "sample": at, "bar": position.bar,
+                                "beat": position.beat, "grid_sample": round(self.transport.sample_of_beat(
+                                    self.transport.beat_at(at))), "genre": info.genre, "seed": info.seed,
+                                "mode": info.mode, "from": previous.loop_id if previous else None})
+            if not self.started.is_set():
+                self.started.set()
+        self.transport.advance(self.mixer.clock)
+        mixer = self.mixer
+        held = {v.loop_id for v in (mixer.current, mixer.outgoing, mixer.cue) if v is not None}
+        for launch in (mixer.pending, mixer.taken):
+            if launch is not None:
+                held.add(launch.voice.loop_id)
+        for loop_id in list(self._on_stage):
+            if loop_id in held:
+                self._stage_misses.pop(loop_id, None)
+                continue
+            # Seen off stage twice in a row: the callback cannot be holding it between our reads.
+            self._stage_misses[loop_id] = self._stage_misses.get(loop_id, 0) + 1
+            if self._stage_misses[loop_id] >= 2:
+                self._unstage(loop_id)
+
+    def _unstage(self, loop_id: int) -> None:
+        info = self._on_stage.pop(loop_id, None)
+        self._stage_misses.pop(loop_id, None)
+        if info is not None and self.loops.pop(loop_id, None) is not None:
+            self.bank.give_back(info.slot)
+
+    def _first_launch(self) -> None:
+        """The set begins with the first ready loop of the selected genre."""
+        if self.playing is None and self.mixer.pending is None and self.genres[self.selected].ready:
+            self._launch(self.genres[self.selected].ready.popleft())
+
+    def _auto_launch(self) -> None:
+        if not self.auto_bars or self.playing is None or self._retempo_pending:
+            return
+        per_bar = self.transport.beats_per_bar
+        if self._next_auto_beat is None:
+            start = self._last_launch_sample
+            self._next_auto_beat = round(self.transport.beat_at(start) / per_bar) * per_bar + self.auto_bars * per_bar
+        if self.mixer.waiting is not None or self._waiting is not None:
+            return
+        at = round(self.transport.sample_of_beat(self._next_auto_beat))
+        lead = self.settings.max_block + len(self._fade) + int(0.1 * self.settings.sample_rate)
+        if at - self.mixer.clock > lead:
+            return
+        state = self.genres[self.selected]
+        if at - len(self._fade) > self.mixer.clock + self.settings.max_block and state.ready:
+            self._launch(state.ready.popleft(), at=at)
+            self._next_auto_beat += self.auto_bars * per_bar
+        else:  # nothing ready, or too late for this line: try the next bar
+            self._next_auto_beat += per_bar
+
+    # -- settings
+    def _select(self, genre: str) -> None:
+        if genre not in self.genres:
+            self._note(f"no genre {genre!r} in this set (genres: {', '.join(self.genres)})", kind="error")
+            return
+        self.selected = genre
+
+    def _set_sampling(self, steps: int | None = None, sampler: str | None = None) -> None:
+        if steps is not None:
+            self.steps = max(1, min(int(steps), 1000))
+        if sampler is not None:
+            if sampler not in SAMPLERS:
+                self._note(f"unknown sampler {sampler!r} (samplers: {', '.join(SAMPLERS)})", kind="error")
+                return
+            self.sampler = sampler
+
+    def _set_bpm(self, bpm: float) -> None:
+        if not self.settings.min_bpm <= bpm <= 300.0:
+            self._note(f"tempo {bpm} BPM is outside {self.settings.min_bpm:.0f}-300", kind="error")
+            return
+        if self.playing is None:
+            self.transport = Transport(self.settings.sample_rate, bpm)
+        else:
+            # Tempo turns where the playing loop comes round, once its re-stretched copy is ready.
+            self.transport.set_bpm(bpm, 2**62)
+            self._retempo_pending = True
+            self._request(self.playing.genre, mode="retempo", source=self.playing)
+        for state in self.genres.values():
+            while state.ready:
+                self._retempo(state.ready.popleft())
+
+    def _save_playing(self, crate: Path):
+        from ..loops import Loop, write_loop
+
+        info = self.playing
+        if info is None:
+            return EngineError("nothing is playing yet")
+        audio = np.array(self.bank.view(info.slot, info.frames))
+        loop = Loop(audio=audio, sample_rate=self.settings.sample_rate, bpm=info.bpm, bars=info.bars)
+        stem = f"{info.genre}_seed{info.seed}_{info.mode}_{info.bpm:.1f}bpm-{info.bars}bars_{info.loop_id}"
+        metadata = {"genre": info.genre, "seed": info.seed, "steps": info.steps, "sampler": info.sampler,
+                    "mode": info.mode, "source_id": info.source_id, "loop_id": info.loop_id}
+        try:
+            path = write_loop(crate, stem, loop, metadata)
+        except OSError as err:
+            return EngineError(f"could not save to {crate}: {err}")
+        self._note(f"saved {path.name}", kind="saved")
+        return path
+
+    # ------------------------------------------------------------ reporting
+    def _note(self, message: str, kind: str) -> None:
+        if kind in ("error", "genre_error"):
+            self.errors.append(message)
+        self.events.append({"event": kind, "message": message, "sample": self.mixer.clock})
+
+    def snapshot(self) -> dict:
+        """The engine's state as plain data: the status line, the dashboard, tests."""
+        clock = self.mixer.clock
+        position = self.transport.position(clock)
+        return {
+            "time": round(time.time(), 3),
+            "sample": clock,
+            "seconds": round(clock / self.settings.sample_rate, 3),
+            "bpm": round(self.transport.bpm_at(clock), 3),
+            "bar": position.bar, "beat": position.beat,
+            "playing": self.playing.describe() if self.playing else None,
+            "next": self.next_up.describe() if self.next_up else None,
+            "genre": self.selected, "steps": self.steps, "sampler": self.sampler, "quantise": self.quantise,
+            "auto_bars": self.auto_bars,
+            "buffer": {name: len(state.ready) for name, state in self.genres.items()},
+            "generated": {name: state.generated for name, state in self.genres.items()},
+            "dropped": {name: state.dropped for name, state in self.genres.items()},
+            "genre_errors": {name: state.error for name, state in self.genres.items() if state.error},
+            "launches": self.mixer.launch_count, "late_launches": self.mixer.late_launches,
+            "underflows": self.mixer.underflows,
+            "worker": {"state": self.worker_state, "device": self.worker_device, "restarts": self.worker_restarts,
+                       "pid": self.worker_pid, "in_flight": len(self._in_flight)},
+            "realtime_factor": round(self._audio_seconds / self._work_seconds, 3) if self._work_seconds else None,
+            "level": round(self.mixer.level, 4),
+            "errors": list(self.errors)[-5:],
+        }
+
+    def _write_status(self) -> None:
+        self._last_status = time.monotonic()
+        if self._status_file is not None:
+            self._status_file.write(json.dumps(self.snapshot()) + "\n")

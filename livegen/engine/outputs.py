@@ -1,0 +1,145 @@
+"""Where the mixer's blocks go: a sound card (sounddevice) or a file clocked in real time."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .mixer import Mixer
+from .recorder import AudioFileWriter
+
+
+class OutputError(RuntimeError):
+    pass
+
+
+def _find(items: list[dict], wanted: str | int | None, what: str, accept) -> int | None:
+    """Index of the item named ``wanted`` (index, exact name or unique substring) that ``accept`` allows."""
+    if wanted is None:
+        return None
+    if isinstance(wanted, int) or str(wanted).isdigit():
+        index = int(wanted)
+        if not 0 <= index < len(items) or not accept(items[index]):
+            raise OutputError(f"no {what} with index {index}")
+        return index
+    names = [(i, item["name"]) for i, item in enumerate(items) if accept(item)]
+    exact = [i for i, name in names if name == wanted]
+    if exact:
+        return exact[0]
+    partial = [i for i, name in names if str(wanted).lower() in name.lower()]
+    if len(partial) == 1:
+        return partial[0]
+    known = "; ".join(f"{i}: {name}" for i, name in names) or "none"
+    problem = "several" if partial else "no"
+    raise OutputError(f"{problem} {what}s match {wanted!r} (available: {known})")
+
+
+def output_devices() -> list[tuple[int, str, str, int]]:
+    """(index, name, host API, output channels) for each device that can play."""
+    import sounddevice
+
+    apis = sounddevice.query_hostapis()
+    return [(i, d["name"], apis[d["hostapi"]]["name"], d["max_output_channels"])
+            for i, d in enumerate(sounddevice.query_devices()) if d["max_output_channels"] > 0]
+
+
+def resolve_output(device: str | int | None, host_api: str | int | None) -> int:
+    """The sounddevice index to open, or a plain error when there is nothing to play through."""
+    import sounddevice
+
+    devices = list(sounddevice.query_devices())
+    apis = list(sounddevice.query_hostapis())
+    api = _find(apis, host_api, "host API", lambda a: True)
+    playable = [d for d in devices if d["max_output_channels"] > 0 and (api is None or d["hostapi"] == api)]
+    if not playable:
+        where = f" on host API {apis[api]['name']!r}" if api is not None else ""
+        raise OutputError(f"no sound output device found{where} (PortAudio lists none); "
+                          "run headless with a file sink: livegen play --headless --output set.wav")
+    accept = (lambda d: d["max_output_channels"] > 0 and (api is None or d["hostapi"] == api))
+    index = _find(devices, device, "output device", accept)
+    if index is None:
+        default = sounddevice.default.device[1]
+        if default is not None and default >= 0 and accept(devices[default]):
+            return default
+        return devices.index(playable[0])
+    return index
+
+
+class SoundCardOutput:
+    """The mixer as a sounddevice callback: the block size and latency the card is asked for."""
+
+    def __init__(self, mixer: Mixer, device: str | int | None = None, host_api: str | int | None = None,
+                 blocksize: int = 256, latency: str | float = "low"):
+        import sounddevice
+
+        self.mixer = mixer
+        index = resolve_output(device, host_api)
+        info = sounddevice.query_devices(index)
+        if info["max_output_channels"] < mixer.channels:
+            raise OutputError(f"output device {info['name']!r} has {info['max_output_channels']} channel(s), "
+                              f"the set needs {mixer.channels}")
+        if blocksize > mixer.max_block:
+            raise OutputError(f"block size {blocksize} is above the mixer's {mixer.max_block}")
+        self.name = info["name"]
+        self.stream = sounddevice.OutputStream(
+            samplerate=mixer.sample_rate, blocksize=blocksize, device=index, channels=mixer.channels,
+            dtype="float32", latency=latency, callback=self._callback)
+
+    def _callback(self, outdata, frames, time_info, status) -> None:
+        if status.output_underflow:
+            self.mixer.underflows += 1
+        self.mixer.render(outdata)
+
+    @property
+    def latency(self) -> float:
+        return float(self.stream.latency)
+
+    def start(self) -> None:
+        self.stream.start()
+
+    def stop(self) -> None:
+        self.stream.stop()
+        self.stream.close()
+
+
+class FileSink:
+    """Headless output: blocks rendered at the pace of a real sound card and written to a file."""
+
+    name = "file"
+
+    def __init__(self, mixer: Mixer, path: str | Path, blocksize: int = 1024, realtime: bool = True):
+        self.mixer = mixer
+        self.blocksize = min(blocksize, mixer.max_block)
+        self.realtime = realtime
+        self.writer = AudioFileWriter(path, mixer.sample_rate, channels=mixer.channels)
+        self.latency = self.blocksize / mixer.sample_rate
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="livegen-file-sink", daemon=True)
+        self.late_blocks = 0  # blocks rendered after their real-time deadline had passed
+
+    def _run(self) -> None:
+        block = np.zeros((self.blocksize, self.mixer.channels), np.float32)
+        period = self.blocksize / self.mixer.sample_rate
+        deadline = time.monotonic()
+        while not self._stop.is_set():
+            self.mixer.render(block)
+            if self.mixer.current is not None:  # the file begins with the set, not the loading silence
+                self.writer.write(block)
+            deadline += period
+            if self.realtime:
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                elif wait < -period:
+                    self.late_blocks += 1
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.writer.close()

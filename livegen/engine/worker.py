@@ -1,0 +1,274 @@
+"""The generator worker: a separate process that owns torch and the models.
+
+It takes ``LoopRequest``s down one pipe, makes each loop ready for the stage
+(sample -> spectrogram -> audio -> beat grid, whole bars, tempo stretch, seam,
+output rate), writes the audio into the loop-bank slot the request names and
+sends a ``LoopReady`` descriptor up the other pipe. Loops with no usable beat,
+silence or NaN come back as ``LoopFailed(dropped=True)`` for the engine to
+replace. Nothing here runs in the main process, so torch never shares the
+audio callback's interpreter.
+
+Requests for new loops that arrive together are batched per genre.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MODES = ("new", "variation", "continuation", "morph", "retempo")
+
+
+@dataclass(frozen=True)
+class LoopRequest:
+    loop_id: int
+    slot: int
+    genre: str
+    seed: int
+    steps: int
+    sampler: str
+    bpm: float
+    mode: str = "new"
+    source_id: int | None = None  # the loop a variation / continuation / morph / retempo works from
+    strength: float = 0.5  # variation: how far from the source; morph: how far toward target_seed
+    target_seed: int | None = None  # morph target
+
+
+@dataclass(frozen=True)
+class LoopReady:
+    request: LoopRequest
+    frames: int
+    bpm: float
+    bars: int
+    work_seconds: float  # worker time this loop took (its share of a batch)
+
+
+@dataclass(frozen=True)
+class LoopFailed:
+    request: LoopRequest
+    reason: str
+    dropped: bool  # True: the slice had no usable loop in it (counted, replaced); False: an error
+
+
+@dataclass(frozen=True)
+class GenreError:
+    genre: str
+    message: str
+
+
+@dataclass(frozen=True)
+class WorkerReady:
+    device: str
+    genres: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    genres: dict  # genre name -> preset (livegen.presets.GenrePreset)
+    bank_name: str
+    bank_slots: int
+    bank_frames: int
+    sample_rate: int
+    device: str = "auto"
+    precision: str = "auto"
+    threads: int = 1
+    batch_size: int = 4
+    cache_size: int = 64
+
+
+class _Sources:
+    """What the worker remembers of recent loops, for variations, continuations, morphs and re-tempo."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._items: OrderedDict[int, tuple] = OrderedDict()
+
+    def put(self, loop_id: int, latent, noise, clip: np.ndarray) -> None:
+        self._items[loop_id] = (latent, noise, clip)
+        self._items.move_to_end(loop_id)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def get(self, loop_id: int | None):
+        return self._items.get(loop_id) if loop_id is not None else None
+
+
+class Worker:
+    def __init__(self, config: WorkerConfig, results):
+        import torch
+
+        from ..diffusion import load_model
+        from ..presets import PresetError
+        from .loopbank import LoopBank
+
+        torch.set_num_threads(config.threads)  # the audio thread keeps a core of its own
+        self.config = config
+        self.results = results
+        self.bank = LoopBank(config.bank_slots, config.bank_frames, name=config.bank_name)
+        self.sources = _Sources(config.cache_size)
+        self.models = {}  # genre -> LoopModel (genres naming one dir share it)
+        by_path = {}
+        for name, preset in config.genres.items():
+            try:
+                if isinstance(preset, Exception):
+                    raise preset
+                key = str(preset.model)
+                if key not in by_path:
+                    by_path[key] = load_model(preset.model, config.device, config.precision)
+                model = by_path[key]
+                if preset.label is not None:
+                    model.class_label(preset.label)  # fails early on a label the model lacks
+                self.models[name] = model
+            except (PresetError, OSError, ValueError, RuntimeError) as err:
+                results.send(GenreError(name, str(err)))
+        self._warm_up()
+        device = next(iter(self.models.values())).device if self.models else "none"
+        results.send(WorkerReady(str(device), sorted(self.models)))
+
+    def _warm_up(self) -> None:
+        """librosa's beat tracker JIT-compiles on first use (seconds): do it before the set needs it."""
+        from ..loops import LoopError, make_loop
+
+        rate = 22050
+        clicks = np.zeros(rate * 4, np.float32)
+        for beat in range(8):
+            i = int(beat * 0.5 * rate)
+            clicks[i:i + 200] = np.hanning(200)
+        try:
+            make_loop(clicks + 1e-3, rate, bpm=120.0, out_rate=self.config.sample_rate)
+        except LoopError:
+            pass
+
+    # ------------------------------------------------------------ serving
+    def serve(self, requests) -> None:
+        while True:
+            first = requests.recv()
+            if first is None:
+                return
+            batch = [first]
+            while requests.poll() and len(batch) < 64:
+                item = requests.recv()
+                if item is None:
+                    return
+                batch.append(item)
+            for group in self._groups(batch):
+                self._run(group)
+
+    def _groups(self, batch: list[LoopRequest]):
+        """New loops with the same genre, steps and sampler go through the sampler together."""
+        news: dict[tuple, list[LoopRequest]] = {}
+        for request in batch:
+            if request.mode == "new":
+                news.setdefault((request.genre, request.steps, request.sampler), []).append(request)
+            else:
+                yield [request]
+        for group in news.values():
+            for i in range(0, len(group), self.config.batch_size):
+                yield group[i:i + self.config.batch_size]
+
+    def _run(self, group: list[LoopRequest]) -> None:
+        head = group[0]
+        model = self.models.get(head.genre)
+        if model is None:
+            for request in group:
+                self.results.send(LoopFailed(request, f"genre {head.genre!r} has no model loaded", dropped=False))
+            return
+        started = time.perf_counter()
+        try:
+            made = self._sample(model, group)
+        except Exception as err:  # one bad request must not end the worker
+            for request in group:
+                self.results.send(LoopFailed(request, f"{type(err).__name__}: {err}", dropped=False))
+            traceback.print_exc()
+            return
+        sampled = time.perf_counter() - started
+        for request, (latent, noise, clip) in zip(group, made):
+            started = time.perf_counter()
+            self.sources.put(request.loop_id, latent, noise, clip)
+            self._finish(model, request, clip, sampled / len(group), started)
+
+    def _finish(self, model, request: LoopRequest, clip: np.ndarray, sampled: float, started: float) -> None:
+        from ..loops import LoopError, make_loop
+
+        try:
+            loop = make_loop(clip, model.mel.sample_rate, bpm=request.bpm, out_rate=self.config.sample_rate)
+            self.bank.write(request.slot, loop.audio)
+        except (LoopError, ValueError) as err:
+            self.results.send(LoopFailed(request, str(err), dropped=True))
+            return
+        work = sampled + time.perf_counter() - started
+        self.results.send(LoopReady(request, len(loop.audio), loop.bpm, loop.bars, work))
+
+    def _sample(self, model, group: list[LoopRequest]):
+        """Sampling and inversion for a group: one (latent, starting noise or None, audio) per request."""
+        from ..audio import MelCodec
+        from ..diffusion import decode_images
+        from ..diffusion.sampling import (Keep, continuation_input, denoise, initial_noise, invert,
+                                          seed_generators, slerp)
+
+        head = group[0]
+        label = model.class_label(self.config.genres[head.genre].label)
+        labels = None if label is None else [label] * len(group)
+        seeds = [r.seed for r in group]
+        source = self.sources.get(head.source_id)
+        if head.mode != "new" and source is None:
+            raise LookupError(f"loop {head.source_id} is no longer held by the worker (it restarted)")
+
+        if head.mode == "retempo":  # same audio, new tempo: only loop prep runs again
+            return [source]
+        noise = initial_noise(model, seed_generators(seeds))
+        options = dict(steps=head.steps, sampler=head.sampler, class_labels=labels)
+        if head.mode == "new":
+            x = denoise(model, seeds, noise=noise, **options)
+        elif head.mode == "variation":
+            x = denoise(model, seeds, noise=noise, start=source[0][None], strength=head.strength, **options)
+        elif head.mode == "continuation":
+            shifted, columns = continuation_input(model, source[0][None].to(model.device), model_overlap(model))
+            x = denoise(model, seeds, noise=noise, keep=Keep(shifted, columns), **options)
+        elif head.mode == "morph":
+            start_noise = source[1][None] if source[1] is not None else invert(
+                model, source[0][None], steps=head.steps, class_labels=labels)
+            target = initial_noise(model, seed_generators([head.target_seed]))
+            noise = slerp(start_noise.to(model.device), target, head.strength)
+            x = denoise(model, seeds, noise=noise, steps=head.steps, sampler="ddim", class_labels=labels)
+        else:
+            raise ValueError(f"unknown mode {head.mode!r} (modes: {', '.join(MODES)})")
+        images = decode_images(model, x)
+        clips = MelCodec(model.mel).images_to_audio(images, device=model.device)
+        # The starting noise is kept where it alone decides the loop (DDIM eta 0): morphs start from it.
+        exact = head.mode == "morph" or (head.mode == "new" and head.sampler == "ddim")
+        x, noise = x.detach().cpu(), noise.detach().cpu()
+        return [(x[i], noise[i] if exact else None, clips[i]) for i in range(len(group))]
+
+
+def model_overlap(model) -> float:
+    """Seconds of the playing loop a continuation keeps: half the slice."""
+    return model.mel.x_res * model.mel.hop_length / model.mel.sample_rate / 2.0
+
+
+def lower_priority() -> None:
+    """When the cores are short, the audio goes first: the worker takes only what is left over."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # Linux
+    except (AttributeError, OSError):
+        try:
+            os.nice(10)
+        except (AttributeError, OSError):
+            pass
+
+
+def worker_main(config: WorkerConfig, requests, results) -> None:
+    """Entry point of the worker process (spawned)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle
+    lower_priority()
+    try:
+        Worker(config, results).serve(requests)
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+        pass

@@ -1,0 +1,85 @@
+"""A live set through a JACK server, run as its own process by the engine tests.
+
+    python -m tests.engine.jack_session OUT_DIR --seconds 30 [--kill-worker-at 12] [--genre ...]
+
+It plays through sounddevice's JACK host API, records the master output, has
+``jack_rec`` capture what JACK actually played, keeps a copy of every loop it
+launches, and writes what it saw for the test to check:
+
+    OUT_DIR/capture.wav  OUT_DIR/record.wav  OUT_DIR/loop-ID.npy  OUT_DIR/session.json
+
+It runs in a process of its own because PortAudio lists JACK's devices only if
+the server is up when sounddevice is first imported.
+"""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--kill-worker-at", type=float)
+    parser.add_argument("--genre", action="append", default=[])
+    parser.add_argument("--presets", type=Path)
+    parser.add_argument("--bpm", type=float, default=126.0)
+    parser.add_argument("--auto-bars", type=int, default=1)
+    args = parser.parse_args()
+
+    from livegen.engine import Engine, EngineSettings, Recorder, SoundCardOutput
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    extra = {"presets_dir": args.presets} if args.presets else {}
+    settings = EngineSettings(genres=args.genre or ["techno"], bpm=args.bpm, auto_bars=args.auto_bars, seed=11,
+                              status_path=args.out / "status.jsonl", crossfade_ms=20.0, depth=3,
+                              gain=0.5, **extra)  # gain 0.5: the limiter never engages, so loops play bit-exact
+    engine = Engine(settings)
+    output = SoundCardOutput(engine.mixer, host_api="JACK", blocksize=256)
+    engine.start()
+    output.start()
+    engine.wait_until_playing(timeout=240)
+    recorder = Recorder(engine.mixer, args.out / "record.wav").start()
+    capture = subprocess.Popen(["jack_rec", "-f", str(args.out / "capture.wav"), "-d", str(int(args.seconds) + 4),
+                                "-b", "24", "PortAudio:out_0", "PortAudio:out_1"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started = time.monotonic()
+    saved, killed_at, launches = set(), None, []
+    while time.monotonic() - started < args.seconds:
+        time.sleep(0.02)
+        for event in list(engine.events):
+            if event["event"] == "launch" and event["loop"] not in saved:
+                saved.add(event["loop"])
+                launches.append(event)
+                info = engine._on_stage.get(event["loop"])  # still on stage: its slot holds its audio
+                if info is not None:
+                    np.save(args.out / f"loop-{info.loop_id}.npy", np.array(engine.bank.view(info.slot, info.frames)))
+        if args.kill_worker_at is not None and killed_at is None and time.monotonic() - started > args.kill_worker_at:
+            snapshot = engine.snapshot()
+            os.kill(engine.worker_pid, signal.SIGKILL)
+            killed_at = {"sample": engine.mixer.clock, "generated": sum(snapshot["generated"].values())}
+    capture.send_signal(signal.SIGINT)  # jack_rec closes its file cleanly on SIGINT
+    capture.wait(10)
+    recorder.stop()
+    output.stop()
+    final = engine.snapshot()
+    engine.stop()
+    events = [e for e in engine.events if e["event"] != "launch"]
+    engine.close()
+    session = {"launches": launches, "events": events, "final": final, "killed": killed_at,
+               "record_start": recorder.start_sample, "gain": settings.gain,
+               "fade": int(settings.crossfade_ms * settings.sample_rate / 1000), "output_latency": output.latency}
+    (args.out / "session.json").write_text(json.dumps(session, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+import pytest
+
+from livegen.engine import Transport
+
+
+def test_bar_lines_at_128_bpm():
+    transport = Transport(48000, 128.0)
+    bar = 4 * 60 / 128 * 48000  # 90000 frames
+    assert transport.frames_per_bar() == pytest.approx(bar)
+    assert transport.next_boundary(1, "1") == 90000
+    assert transport.next_boundary(90000, "1") == 90000  # on the line: that line
+    assert transport.next_boundary(90001, "2") == 180000
+    assert transport.next_boundary(90001, "4") == 360000
+    assert transport.next_boundary(90001, "beat") == 90000 + 22500
+    assert transport.next_boundary(12345, "off") == 12345
+    position = transport.position(90000 + 22500 * 2 + 11250)
+    assert (position.bar, position.beat) == (1, 2) and position.phase == pytest.approx(0.5)
+
+
+def test_start_at_moves_the_downbeat():
+    transport = Transport(48000, 120.0)
+    transport.start_at(1000)
+    assert transport.next_boundary(1001, "1") == 1000 + 96000
+    assert transport.position(999).bar == -1
+
+
+def test_tempo_change_keeps_the_beat_count_continuous():
+    transport = Transport(48000, 120.0)
+    transport.set_bpm(60.0, at_sample=96000)  # after one bar at 120
+    assert transport.beat_at(96000) == pytest.approx(4.0)
+    assert transport.bpm_at(95999) == 120.0 and transport.bpm_at(96000) == 60.0
+    # The next bar line after the change is one 60 BPM bar (192000 frames) later.
+    assert transport.next_boundary(96001, "1") == 96000 + 192000
+    assert transport.sample_of_beat(2.0) == pytest.approx(48000)
+    transport.advance(100000)
+    assert transport.beat_at(96000 + 48000) == pytest.approx(5.0)
+
+
+def test_a_later_change_replaced_by_an_earlier_one():
+    transport = Transport(48000, 120.0)
+    transport.set_bpm(100.0, at_sample=10**9)
+    assert transport.bpm == 100.0  # what new loops are made for
+    transport.set_bpm(140.0, at_sample=48000)
+    assert transport.bpm_at(48000) == 140.0 and transport.bpm_at(10**9 + 1) == 140.0
+
+
+@pytest.mark.parametrize("bad", [0.0, 1000.0])
+def test_tempo_out_of_range(bad):
+    with pytest.raises(ValueError, match="BPM"):
+        Transport(48000, bad)
+    with pytest.raises(ValueError, match="quantise"):
+        Transport(48000, 120).next_boundary(0, "3")
