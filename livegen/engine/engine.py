@@ -126,6 +126,7 @@ class Engine:
         self._next_id = 1
         self.loops: dict[int, LoopInfo] = {}  # every loop that holds a slot, ready or on stage
         self._in_flight: dict[int, LoopRequest] = {}
+        self._restretched: dict[int, LoopInfo] = {}  # re-tempo request id -> the loop it re-stretches
         self._on_stage: dict[int, LoopInfo] = {}  # launched or about to be
         self._stage_misses: dict[int, int] = {}
         self._waiting: LoopRequest | None = None  # a mode request to launch as soon as it is ready
@@ -373,8 +374,10 @@ class Engine:
     def _arrived(self, ready: LoopReady) -> None:
         request = ready.request
         self._in_flight.pop(request.loop_id, None)
+        origin = self._restretched.pop(request.loop_id, None)  # a re-stretch stays what it was
         info = LoopInfo(request.loop_id, request.slot, request.genre, request.seed, request.steps, request.sampler,
-                        request.mode, ready.bpm, ready.bars, ready.frames, request.source_id)
+                        origin.mode if origin else request.mode, ready.bpm, ready.bars, ready.frames,
+                        origin.source_id if origin else request.source_id)
         self.loops[info.loop_id] = info
         state = self.genres[request.genre]
         if request.mode != "retempo":
@@ -385,7 +388,7 @@ class Engine:
             self._retempo(info)
             return
         if request.mode == "retempo" and self.playing is not None and request.source_id == self.playing.loop_id:
-            self._swap_at_loop_point(info)
+            self._swap_at_loop_point(info, request.source_id)
             return
         if self._waiting is not None and self._waiting.loop_id == info.loop_id:
             self._waiting = None
@@ -399,6 +402,7 @@ class Engine:
     def _failed(self, failed: LoopFailed) -> None:
         request = failed.request
         self._in_flight.pop(request.loop_id, None)
+        self._restretched.pop(request.loop_id, None)
         self.bank.give_back(request.slot)
         state = self.genres[request.genre]
         if failed.dropped:
@@ -440,6 +444,7 @@ class Engine:
                               target_seed=target_seed)
         if source is not None and mode == "retempo":  # same loop, same recipe: only the tempo moves
             request = replace(request, seed=source.seed, steps=source.steps, sampler=source.sampler)
+            self._restretched[request.loop_id] = source
         self._in_flight[request.loop_id] = request
         self._send(request)
         return request
@@ -516,10 +521,10 @@ class Engine:
         self.next_up = info
         self.mixer.pending = Launch(voice, at, fade)
 
-    def _swap_at_loop_point(self, info: LoopInfo) -> None:
+    def _swap_at_loop_point(self, info: LoopInfo, playing_id: int) -> None:
         """The playing loop re-stretched: swap it in where the old one comes round, and turn the tempo there."""
         current = self.mixer.current
-        if current is None or current.loop_id != info.source_id:
+        if current is None or current.loop_id != playing_id:
             self._retempo_pending = False
             self.genres[info.genre].ready.appendleft(info)
             return
@@ -673,7 +678,7 @@ class Engine:
             "worker": {"state": self.worker_state, "device": self.worker_device, "restarts": self.worker_restarts,
                        "pid": self.worker_pid, "in_flight": len(self._in_flight)},
             "realtime_factor": round(self._audio_seconds / self._work_seconds, 3) if self._work_seconds else None,
-            "level": round(self.mixer.level, 4),
+            "level": round(float(self.mixer.level), 4),
             "errors": list(self.errors)[-5:],
         }
 

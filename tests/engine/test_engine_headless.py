@@ -1,0 +1,131 @@
+"""The engine without a sound card: the file sink, status lines, recording, tempo, modes, bad genres.
+
+All of it runs the real worker process on the shipped default genre model.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from livegen.engine import Engine, EngineSettings, FileSink
+from livegen.presets import PRESETS_DIR
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = (PRESETS_DIR / "models" / "lite-genres").resolve()
+
+
+@pytest.fixture()
+def presets_with_a_broken_genre(tmp_path):
+    presets = tmp_path / "presets"
+    (presets / "genres").mkdir(parents=True)
+    (presets / "genres" / "techno.toml").write_text(f'model = "{SHIPPED}"\nlabel = "techno"\nsteps = 8\n')
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "model_index.json").write_text("{ not json")
+    (presets / "genres" / "broken.toml").write_text(f'model = "{broken}"\n')
+    return presets, broken
+
+
+def wait_for(condition, seconds, what, engine=None):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    state = engine.snapshot() if engine is not None else None
+    raise AssertionError(f"timed out after {seconds}s waiting for {what}; engine state: {state}")
+
+
+def test_play_headless_writes_the_set_status_and_recording(tmp_path, presets_with_a_broken_genre):
+    presets, broken = presets_with_a_broken_genre
+    env = {**os.environ, "LIVEGEN_PRESETS": str(presets), "JACK_NO_START_SERVER": "1"}
+    out, status, record = tmp_path / "set.wav", tmp_path / "status.jsonl", tmp_path / "rec.flac"
+    result = subprocess.run(
+        [sys.executable, "-m", "livegen.cli", "play", "--genre", "techno", "--genre", "broken", "--headless",
+         "--output", str(out), "--duration", "12", "--auto-bars", "1", "--bpm", "120", "--status", str(status),
+         "--record", str(record), "--seed", "3"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # The broken genre is reported by name and file; the good one plays on.
+    assert "genre broken is out of this set" in result.stderr and "model_index.json" in result.stderr
+
+    audio, rate = soundfile.read(out, dtype="float32")
+    assert rate == 48000 and audio.shape[1] == 2
+    assert 11.0 < len(audio) / rate < 14.0
+    assert np.isfinite(audio).all()
+    loudness = np.abs(audio[: len(audio) // 480 * 480, 0]).reshape(-1, 480).max(axis=1)
+    assert loudness.min() > 0.01, "a silent 10 ms in the set"
+
+    recorded, _ = soundfile.read(record, dtype="float32")
+    assert len(recorded) > 10 * rate
+
+    lines = [json.loads(line) for line in status.read_text().splitlines()]
+    assert len(lines) >= 12
+    final = lines[-1]
+    for key in ("bpm", "bar", "beat", "playing", "next", "buffer", "generated", "dropped", "underflows", "worker"):
+        assert key in final
+    assert final["bpm"] == 120.0
+    assert final["launches"] >= 4  # auto mode: one a bar (2 s at 120 BPM) once loops are ready
+    assert final["generated"]["techno"] >= 4 and final["generated"]["broken"] == 0
+    assert "model_index.json" in final["genre_errors"]["broken"]
+    assert final["playing"]["genre"] == "techno" and final["playing"]["bpm"] == 120.0
+
+
+def test_play_without_a_sound_card_says_so(tmp_path):
+    env = {**os.environ, "JACK_NO_START_SERVER": "1", "JACK_DEFAULT_SERVER": "livegen-no-such-server"}
+    result = subprocess.run([sys.executable, "-m", "livegen.cli", "play", "--genre", "techno"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "no sound output device found" in result.stderr and "--headless" in result.stderr
+
+
+def test_tempo_change_modes_and_saving_the_playing_loop(tmp_path):
+    settings = EngineSettings(genres=["techno"], bpm=128.0, depth=2, seed=21, quantise="beat")
+    engine = Engine(settings)
+    sink = FileSink(engine.mixer, tmp_path / "set.wav", blocksize=512)
+    engine.start()
+    sink.start()
+    try:
+        engine.wait_until_playing(timeout=240)
+        first = engine.snapshot()["playing"]
+        assert first["bpm"] == 128.0
+
+        # Save the playing loop to a crate, with where it came from.
+        path = engine.save_playing(tmp_path / "crate")
+        sidecar = json.loads(path.with_suffix(".json").read_text())
+        assert sidecar["genre"] == "techno" and sidecar["seed"] == first["seed"] and sidecar["bpm"] == 128.0
+        saved, rate = soundfile.read(path, dtype="float32")
+        assert len(saved) == round(sidecar["bars"] * 4 * 60 / 128.0 * rate)
+
+        # Tempo: the playing loop is re-stretched and turns over at its loop point; new loops follow.
+        engine.set_bpm(100.0)
+        state = wait_for(lambda: (s := engine.snapshot())["bpm"] == 100.0 and s["playing"]["bpm"] == 100.0 and s,
+                         60, "the set to reach 100 BPM", engine)
+        assert state["playing"]["seed"] == first["seed"]  # the same loop, slower
+        wait_for(lambda: engine.snapshot()["buffer"]["techno"] >= 1, 60, "a loop at the new tempo")
+
+        # Each mode makes a loop from the playing one and launches it on the beat.
+        for mode in ("variation", "continuation", "morph"):
+            launched = engine.mixer.launch_count
+            engine.trigger_mode(mode, strength=0.5)
+            wait_for(lambda: engine.mixer.launch_count > launched and engine.snapshot()["playing"]["mode"] == mode,
+                     90, f"a {mode} to launch", engine)
+            assert engine.snapshot()["playing"]["bpm"] == 100.0
+        # A manual trigger takes the next ready loop.
+        engine.trigger()
+        wait_for(lambda: engine.snapshot()["playing"]["mode"] == "new", 60, "a triggered loop", engine)
+        assert engine.snapshot()["late_launches"] == 0
+        for launch in [e for e in engine.events if e["event"] == "launch"][1:]:
+            assert launch["sample"] == launch["grid_sample"]  # on the beat grid, through the tempo change
+    finally:
+        sink.stop()
+        engine.stop()
+        engine.close()
