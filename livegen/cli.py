@@ -202,7 +202,7 @@ def _play(args) -> int:
         quantise=args.quantise, crossfade_ms=args.crossfade, auto_bars=args.auto_bars,
         sample_rate=args.sample_rate, channels=args.channels, gain=args.gain, device=args.device,
         precision=args.precision, worker_threads=args.worker_threads, seed=args.seed, status_path=args.status,
-        max_block=max(4096, args.blocksize))
+        blocksize=args.blocksize, max_block=max(4096, args.blocksize))
     engine = Engine(settings)
     try:
         if args.headless:

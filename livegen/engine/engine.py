@@ -59,7 +59,8 @@ class EngineSettings:
     batch_size: int = 4
     seed: int | None = None  # first seed; None picks one at random
     min_bpm: float = 60.0
-    max_block: int = 4096
+    blocksize: int = 256  # the output's block: how far ahead of the callback a launch must be handed over
+    max_block: int = 4096  # the largest block the mixer can render
     status_path: Path | None = None
     presets_dir: Path = PRESETS_DIR
 
@@ -347,6 +348,7 @@ class Engine:
                 self._refill()
                 self._first_launch()
                 self._auto_launch()
+                self._update_cue()
                 if time.monotonic() - self._last_status >= 1.0:
                     self._write_status()
             except Exception as err:  # a bug in one round must not stop the set
@@ -474,6 +476,8 @@ class Engine:
 
     def _retempo(self, info: LoopInfo) -> None:
         """A buffered loop at an old tempo: let the worker re-stretch it into a fresh slot."""
+        if self.mixer.cue is not None and self.mixer.cue.loop_id == info.loop_id:
+            self.mixer.cue = None  # its slot is about to be rewritten
         self.loops.pop(info.loop_id, None)
         self.bank.give_back(info.slot)
         request = self._request(info.genre, mode="retempo", source=info)
@@ -483,7 +487,7 @@ class Engine:
     # -- launching
     def _next_line(self, quantise: str) -> int:
         """The earliest grid sample a launch handed over now can still make, fade included."""
-        earliest = self.mixer.clock + self.settings.max_block + len(self._fade)
+        earliest = self.mixer.clock + 2 * self.settings.blocksize + len(self._fade)
         return self.transport.next_boundary(earliest, quantise)
 
     def _trigger(self, genre: str) -> None:
@@ -507,14 +511,15 @@ class Engine:
         fade = self._fade if fade is None else fade
         if self.playing is None:
             fade = fade[:0]  # the very first loop starts cleanly, no fade from silence
-            at = self.mixer.clock + self.settings.max_block
+            at = self.mixer.clock + 2 * self.settings.blocksize
             self.transport.start_at(at)  # and its first sample is the set's first downbeat
-        elif at is None:
+        elif at is None and self.quantise != "off":
             at = self._next_line(self.quantise)
         # Keep each fade whole: a launch may not begin before the last one has finished.
         outgoing = self.mixer.outgoing
         if outgoing is not None:
-            at = max(at, outgoing.fade_start + len(outgoing.fade) + len(fade))
+            at = max(self.mixer.clock + 2 * self.settings.blocksize + len(fade) if at is None else at,
+                     outgoing.fade_start + len(outgoing.fade) + len(fade))
         fade = fade[:max(0, min(len(fade), info.frames // 2))]
         voice = Voice(self.bank.view(info.slot, info.frames), info.loop_id)
         self._on_stage[info.loop_id] = info
@@ -528,7 +533,7 @@ class Engine:
             self._retempo_pending = False
             self.genres[info.genre].ready.appendleft(info)
             return
-        earliest = self.mixer.clock + self.settings.max_block
+        earliest = self.mixer.clock + 2 * self.settings.blocksize
         laps = max(0, -(-(earliest - current.start) // current.frames))
         at = current.start + laps * current.frames
         self.transport.set_bpm(info.bpm, at)
@@ -575,6 +580,26 @@ class Engine:
         if info is not None and self.loops.pop(loop_id, None) is not None:
             self.bank.give_back(info.slot)
 
+    def _coming_next(self) -> LoopInfo | None:
+        """The scheduled launch, or else the loop a trigger would launch."""
+        try:
+            return self.next_up or self.genres[self.selected].ready[0]
+        except IndexError:  # nothing ready (or emptied while another thread looked)
+            return None
+
+    def _update_cue(self) -> None:
+        """With a cue pair (four channels), the headphones preview what comes next."""
+        if self.settings.channels < 4:
+            return
+        coming = self._coming_next()
+        cue = self.mixer.cue
+        if coming is None:
+            self.mixer.cue = None
+        elif cue is None or cue.loop_id != coming.loop_id:
+            voice = Voice(self.bank.view(coming.slot, coming.frames), coming.loop_id)
+            voice.start = self.mixer.clock  # the preview starts from the loop's top
+            self.mixer.cue = voice
+
     def _first_launch(self) -> None:
         """The set begins with the first ready loop of the selected genre."""
         if self.playing is None and self.mixer.pending is None and self.genres[self.selected].ready:
@@ -590,11 +615,11 @@ class Engine:
         if self.mixer.waiting is not None or self._waiting is not None:
             return
         at = round(self.transport.sample_of_beat(self._next_auto_beat))
-        lead = self.settings.max_block + len(self._fade) + int(0.1 * self.settings.sample_rate)
+        lead = 2 * self.settings.blocksize + len(self._fade) + int(0.1 * self.settings.sample_rate)
         if at - self.mixer.clock > lead:
             return
         state = self.genres[self.selected]
-        if at - len(self._fade) > self.mixer.clock + self.settings.max_block and state.ready:
+        if at - len(self._fade) > self.mixer.clock + 2 * self.settings.blocksize and state.ready:
             self._launch(state.ready.popleft(), at=at)
             self._next_auto_beat += self.auto_bars * per_bar
         else:  # nothing ready, or too late for this line: try the next bar
@@ -666,7 +691,7 @@ class Engine:
             "bpm": round(self.transport.bpm_at(clock), 3),
             "bar": position.bar, "beat": position.beat,
             "playing": self.playing.describe() if self.playing else None,
-            "next": self.next_up.describe() if self.next_up else None,
+            "next": coming.describe() if (coming := self._coming_next()) else None,
             "genre": self.selected, "steps": self.steps, "sampler": self.sampler, "quantise": self.quantise,
             "auto_bars": self.auto_bars,
             "buffer": {name: len(state.ready) for name, state in self.genres.items()},

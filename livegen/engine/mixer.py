@@ -37,12 +37,15 @@ class Voice:
 
 
 class Launch:
-    """A scheduled launch: ``voice`` starts at output sample ``at``, faded in over ``fade``."""
+    """A scheduled launch: ``voice`` starts at output sample ``at``, faded in over ``fade``.
+
+    ``at`` None: as soon as possible, the fade beginning with the callback's next block.
+    """
 
     __slots__ = ("voice", "at", "fade")
 
-    def __init__(self, voice: Voice, at: int, fade: np.ndarray):
-        self.voice, self.at, self.fade = voice, int(at), fade
+    def __init__(self, voice: Voice, at: int | None, fade: np.ndarray):
+        self.voice, self.at, self.fade = voice, None if at is None else int(at), fade
 
 
 class Ring:
@@ -122,7 +125,8 @@ class Mixer:
         mix.fill(0.0)
 
         launch = self.pending
-        if launch is not None and launch is not self.taken and launch.at - len(launch.fade) < t0 + n:
+        if launch is not None and launch is not self.taken and (launch.at is None
+                                                               or launch.at - len(launch.fade) < t0 + n):
             self._begin(launch, t0)
         if self.current is not None:
             self._add(self.current, t0, n, fading_in=True)
@@ -154,7 +158,9 @@ class Mixer:
     def _begin(self, launch: Launch, t0: int) -> None:
         voice, fade = launch.voice, launch.fade
         at = launch.at
-        if at - len(fade) < t0:  # handed over too late for its grid line: launch as soon as possible
+        if at is None:
+            at = t0 + len(fade)
+        elif at - len(fade) < t0:  # handed over too late for its grid line: launch as soon as possible
             at = t0 + len(fade)
             self.late_launches += 1
         voice.start = at

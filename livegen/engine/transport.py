@@ -92,7 +92,8 @@ class Transport:
 
     def position(self, sample: int) -> Position:
         beat = self.beat_at(sample)
-        whole = math.floor(beat + 1e-4)  # a grid line rounded to a whole sample still counts as on it
+        # A grid line rounded to a whole sample still counts as on it: half a sample of slack.
+        whole = math.floor(beat + 0.5 * self.bpm_at(sample) / (60.0 * self.sample_rate))
         return Position(bar=whole // self.beats_per_bar, beat=whole % self.beats_per_bar, phase=max(0.0, beat - whole))
 
     def quantum_beats(self, quantise: str) -> float:

@@ -87,8 +87,8 @@ def test_play_without_a_sound_card_says_so(tmp_path):
     assert "no sound output device found" in result.stderr and "--headless" in result.stderr
 
 
-def test_tempo_change_modes_and_saving_the_playing_loop(tmp_path):
-    settings = EngineSettings(genres=["techno"], bpm=128.0, depth=2, seed=21, quantise="beat")
+def test_tempo_change_modes_cue_and_saving_the_playing_loop(tmp_path):
+    settings = EngineSettings(genres=["techno"], bpm=128.0, depth=2, seed=21, quantise="beat", channels=4)
     engine = Engine(settings)
     sink = FileSink(engine.mixer, tmp_path / "set.wav", blocksize=512)
     engine.start()
@@ -97,6 +97,11 @@ def test_tempo_change_modes_and_saving_the_playing_loop(tmp_path):
         engine.wait_until_playing(timeout=240)
         first = engine.snapshot()["playing"]
         assert first["bpm"] == 128.0
+        # Four channels: the cue pair previews the loop that comes next.
+        coming = wait_for(lambda: engine.snapshot()["next"], 60, "a loop ready to come next", engine)
+        wait_for(lambda: engine.mixer.cue is not None and engine.mixer.cue.loop_id == engine.snapshot()["next"]["id"],
+                 5, "the cue to preview it", engine)
+        assert coming["id"] != first["id"]
 
         # Save the playing loop to a crate, with where it came from.
         path = engine.save_playing(tmp_path / "crate")
@@ -129,3 +134,7 @@ def test_tempo_change_modes_and_saving_the_playing_loop(tmp_path):
         sink.stop()
         engine.stop()
         engine.close()
+    audio, _ = soundfile.read(tmp_path / "set.wav", dtype="float32")
+    assert audio.shape[1] == 4
+    assert np.abs(audio[:, 2]).max() > 0.05 and np.array_equal(audio[:, 2], audio[:, 3])  # cue pair
+    assert not np.array_equal(audio[:, 0], audio[:, 2])

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,13 +17,21 @@ RATE, BPM = 48000, 126.0
 BAR = 4 * 60 / BPM * RATE
 
 
-# JACK's dummy server on this shared 2-core machine now and then reports an xrun of its own cycle;
-# PortAudio flags it as an output underflow in every client. The capture shows those lose no audio
-# (check_no_gaps compares every frame), so a few are tolerated here; the bench reports the count.
-SERVER_XRUNS_TOLERATED = 3
+# On these shared 2-core virtual machines the JACK server now and then finds a client's real-time
+# thread not yet scheduled when its cycle ends (ours, or jack_rec's), and PortAudio flags every such
+# xrun as an output underflow. The capture shows they lose no audio here (check_no_gaps compares
+# every frame); a few of ours are tolerated, and the bench reports the rate over 10 minutes.
+OUR_XRUNS_TOLERATED = 3
 
 
-def run_session(tmp_path, env, *args, seconds=30):
+def check_xruns(server, before: int, final: dict) -> None:
+    ours = [line for line in server.xruns()[before:] if "client = PortAudio " in line]
+    assert len(ours) <= OUR_XRUNS_TOLERATED, (f"{len(ours)} xruns of the engine's client; PortAudio counted "
+                                              f"{final['underflows']} underflows: {ours}")
+
+
+def run_session(tmp_path, server, *args, seconds=30):
+    env = server.env
     out = tmp_path / "session"
     result = subprocess.run([sys.executable, "-m", "tests.engine.jack_session", str(out), "--seconds", str(seconds),
                              "--bpm", str(BPM), *args], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -62,10 +69,11 @@ def max_jump(audio):
     return float(np.abs(np.diff(audio)).max())
 
 
-def test_thirty_seconds_of_play_tempo_locked_gapless_and_click_free(tmp_path, jack_env):
-    out, session, capture, record = run_session(tmp_path, jack_env, "--auto-bars", "1")
+def test_thirty_seconds_of_play_tempo_locked_gapless_and_click_free(tmp_path, jack_server):
+    xruns_before = len(jack_server.xruns())
+    out, session, capture, record = run_session(tmp_path, jack_server, "--auto-bars", "1")
     final = session["final"]
-    assert final["underflows"] <= SERVER_XRUNS_TOLERATED
+    check_xruns(jack_server, xruns_before, final)
     assert final["late_launches"] == 0
     assert final["worker"]["restarts"] == 0
     assert sum(final["generated"].values()) >= 8  # the worker kept generating while it played
@@ -98,14 +106,15 @@ def test_thirty_seconds_of_play_tempo_locked_gapless_and_click_free(tmp_path, ja
                 assert max_jump(window) <= inner_jump + 1e-3, (this, point)
 
 
-def test_killing_the_worker_does_not_stop_the_music(tmp_path, jack_env):
-    out, session, capture, record = run_session(tmp_path, jack_env, "--auto-bars", "1", "--kill-worker-at", "8")
+def test_killing_the_worker_does_not_stop_the_music(tmp_path, jack_server):
+    xruns_before = len(jack_server.xruns())
+    out, session, capture, record = run_session(tmp_path, jack_server, "--auto-bars", "1", "--kill-worker-at", "8")
     final = session["final"]
     assert session["killed"] is not None
     assert final["worker"]["restarts"] == 1
     assert any(e["event"] == "worker_restart" for e in session["events"])
     check_no_gaps(capture, record)  # it kept playing through the crash and the reload
-    assert final["underflows"] <= SERVER_XRUNS_TOLERATED
+    check_xruns(jack_server, xruns_before, final)
     # New loops arrived from the new worker and were launched after the kill.
     assert sum(final["generated"].values()) > session["killed"]["generated"]
     after = [e for e in session["launches"] if e["sample"] > session["killed"]["sample"]]

@@ -151,3 +151,14 @@ def test_ring_passes_audio_in_order_and_counts_what_it_drops():
     ring.write(data[:600])  # the reader fell behind: this block cannot fit
     assert ring.dropped == 600
     assert len(ring.read()) == 600
+
+
+def test_an_unquantised_launch_fades_in_from_the_next_block():
+    mixer = make_mixer()
+    a, b = loop_audio(900, 1), loop_audio(900, 2)
+    mixer.pending = Launch(Voice(a, 1), 0, equal_power_fade(0))
+    render(mixer, 1000)
+    mixer.pending = Launch(Voice(b, 2), None, equal_power_fade(128))
+    block = np.zeros((256, 2), np.float32)
+    mixer.render(block)
+    assert mixer.launches(1) == [(2, 1000 + 128)] and mixer.late_launches == 0

@@ -1,0 +1,136 @@
+"""Live engine bench: underflows, memory and trigger latency over a long run through JACK.
+
+    .venv/bin/python bench/engine.py --minutes 10
+
+Starts its own JACK dummy server (48 kHz, 256-frame periods), then in a child
+process plays a set with all four shipped genres loaded, the worker generating
+flat out (auto launch every bar, so the buffers never stay full) on the same
+two cores. It reports:
+
+- output underflows (PortAudio's flag) over the run;
+- resident memory (PSS: shared pages split fairly) of engine + worker, at the
+  start and the end of the run, and the peak;
+- trigger latency with quantise off: from the trigger call to the first sample
+  of the crossfade, plus the output stream's latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchkit  # noqa: E402
+
+benchkit.use_checkout()
+
+GENRES = ["techno", "house", "hiphop", "breaks"]
+
+
+def play(minutes: float, out: Path) -> None:
+    """The measured set (runs in a child process started after the JACK server)."""
+    import psutil
+
+    from livegen.engine import Engine, EngineSettings, SoundCardOutput
+
+    engine = Engine(EngineSettings(genres=GENRES, bpm=124.0, auto_bars=1, seed=1, quantise="1", blocksize=256))
+    output = SoundCardOutput(engine.mixer, host_api="JACK", blocksize=256)
+    engine.start()
+    output.start()
+    engine.wait_until_playing(timeout=300)
+    main = psutil.Process()
+
+    def memory() -> float:
+        processes = [main] + ([psutil.Process(engine.worker_pid)] if engine.worker_pid else [])
+        return sum(p.memory_full_info().pss for p in processes) / 2**20
+
+    started = time.monotonic()
+    samples, latencies, genre_turn = [], [], 0
+    next_trigger = started + 10
+    while time.monotonic() - started < minutes * 60:
+        time.sleep(0.5)
+        samples.append((time.monotonic() - started, memory()))
+        if time.monotonic() >= next_trigger:  # a manual trigger, quantise off, between the auto launches
+            next_trigger += 15
+            genre_turn += 1
+            engine.select_genre(GENRES[genre_turn % len(GENRES)])
+            engine.set_quantise("off")
+            launched = engine.mixer.launch_count
+            clock = engine.mixer.clock
+            engine.trigger()
+            deadline = time.monotonic() + 2
+            while engine.mixer.launch_count == launched and time.monotonic() < deadline:
+                time.sleep(0.001)
+            if engine.mixer.launch_count > launched:
+                log = engine.mixer.launches(launched)
+                fade = len(engine._fade)
+                first_sample = log[0][1] - fade
+                latencies.append((first_sample - clock) / engine.settings.sample_rate * 1000)
+            engine.set_quantise("1")
+    final = engine.snapshot()
+    output_latency = output.latency * 1000
+    output.stop()
+    engine.stop()
+    engine.close()
+    (out / "engine.json").write_text(json.dumps({
+        "final": final, "memory": samples, "latencies_ms": latencies, "output_latency_ms": output_latency,
+        "minutes": minutes}))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        play(args.minutes, args.child)
+        return 0
+
+    from livegen.engine.jackserver import server_env, start_dummy_server
+
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder)
+        server = start_dummy_server("livegen-bench", out / "jackd.log")
+        try:
+            benchkit.progress(f"playing {args.minutes:g} minutes through JACK (dummy, 48 kHz, 256 frames)")
+            subprocess.run([sys.executable, __file__, "--minutes", str(args.minutes), "--child", str(out)],
+                           env=server_env("livegen-bench"), check=True)
+        finally:
+            server.terminate()
+            server.wait(10)
+        result = json.loads((out / "engine.json").read_text())
+        realtime = "real-time" if "realtime mode" in (out / "jackd.log").read_text() else "non-real-time"
+
+    final, memory, latencies = result["final"], result["memory"], result["latencies_ms"]
+    first_minute = [mb for t, mb in memory if t < 60]
+    last_minute = [mb for t, mb in memory if t > memory[-1][0] - 60]
+    generated = sum(final["generated"].values())
+    rows = [
+        ["output underflows (PortAudio flag)", f"{final['underflows']} in {result['minutes']:g} min"],
+        ["late launches (handed to the callback after their fade should have begun)", final["late_launches"]],
+        ["loops generated / dropped", f"{generated} / {sum(final['dropped'].values())}"],
+        ["launches", final["launches"]],
+        ["worker real-time factor (loop seconds per second of work)", final["realtime_factor"]],
+        ["engine + worker memory, first minute (PSS, MiB)", f"{benchkit.median(first_minute):.0f}"],
+        ["engine + worker memory, last minute (PSS, MiB)", f"{benchkit.median(last_minute):.0f}"],
+        ["engine + worker memory, peak (PSS, MiB)", f"{max(mb for _, mb in memory):.0f}"],
+        ["trigger to first crossfade sample, quantise off (ms, median / max)",
+         f"{benchkit.median(latencies):.1f} / {max(latencies):.1f} ({len(latencies)} triggers)" if latencies else "-"],
+        ["output stream latency (ms, added to the above at the speaker)", f"{result['output_latency_ms']:.1f}"],
+    ]
+    text = benchkit.machine_header("Live engine: underflows, memory, trigger latency", [
+        f"JACK dummy server, {realtime}, 48 kHz, 256-frame periods; four genres loaded ({', '.join(GENRES)}); "
+        "auto launch every bar at 124 BPM, so the worker generates flat out on the same cores",
+        "worker: 1 torch thread at idle priority; engine: control thread, mixer callback, status",
+    ]) + "\n" + benchkit.markdown_table(["what", "figure"], rows)
+    benchkit.publish(text, "engine.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
