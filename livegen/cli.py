@@ -76,6 +76,21 @@ def _build_parser() -> argparse.ArgumentParser:
     play.add_argument("--worker-threads", type=_positive_int, default=1,
                       help="torch threads in the worker (default 1: a core stays free for the audio)")
 
+    control = play.add_argument_group("control and sync")
+    control.add_argument("--midi", metavar="PORT", help="MIDI input port (name or part of it) of the controller")
+    control.add_argument("--midi-virtual", metavar="NAME", help="open a virtual MIDI input port for other software")
+    control.add_argument("--midi-api", choices=["alsa", "jack", "coremidi", "winmm"],
+                         help="rtmidi API (default: MIDO_BACKEND's, else rtmidi's own choice)")
+    control.add_argument("--controller", metavar="NAME_OR_FILE",
+                         help="mapping in presets/controllers (or a .toml file); default: picked by port name")
+    control.add_argument("--learn", type=Path, metavar="FILE",
+                         help="MIDI learn: press l, then an action key, then move a control; FILE is written")
+    control.add_argument("--clock-in", action="store_true", help="follow MIDI clock (tempo and bar phase) on --midi")
+    control.add_argument("--clock-out", metavar="PORT", help="send MIDI clock to this output port")
+    control.add_argument("--link", action="store_true", help="join an Ableton Link session (tempo and phase)")
+    control.add_argument("--osc", metavar="[HOST:]PORT", help="OSC server for the same actions (host 127.0.0.1)")
+    control.add_argument("--no-dashboard", action="store_true", help="plain status lines instead of the dashboard")
+
     commands.add_parser("devices", help="list sound output devices")
 
     info = commands.add_parser("info", help="describe a model dir")
@@ -188,7 +203,7 @@ def _devices(args) -> int:
 
 
 def _play(args) -> int:
-    from .engine import Engine, EngineSettings, FileSink, OutputError, Recorder, SoundCardOutput
+    from .engine import Engine, EngineSettings, FileSink, OutputError, SoundCardOutput
 
     if args.headless and args.output is None:
         print("livegen: --headless needs --output FILE (.wav or .flac) to play into", file=sys.stderr)
@@ -213,36 +228,29 @@ def _play(args) -> int:
         engine.close()
         print(f"livegen: {err}", file=sys.stderr)
         return 2
-    recorder = None
     log = sys.stderr
     engine.start()
     output.start()
+    surface = None
     try:
+        surface = _ControlSurface(engine, args)
         print(f"livegen: loading {', '.join(settings.genres)} and making the first loop ...", file=log)
         engine.wait_until_playing()
         if args.record:
-            recorder = Recorder(engine.mixer, args.record).start()
+            engine.start_recording(args.record)
         for name, state in engine.genres.items():
             if state.error:
                 print(f"livegen: genre {name} is out of this set: {state.error}", file=log)
         print(f"livegen: playing on {output.name} at {settings.bpm:g} BPM (worker on {engine.worker_device})"
               + (", Ctrl-C stops" if args.duration is None else f" for {args.duration:g}s"), file=log)
-        started = time.monotonic()
-        shown = -1
-        while args.duration is None or time.monotonic() - started < args.duration:
-            time.sleep(0.05)
-            state = engine.snapshot()
-            if state["bar"] != shown and state["beat"] == 0:
-                shown = state["bar"]
-                playing = state["playing"] or {}
-                print(f"bar {state['bar']:>4}  {state['bpm']:g} BPM  playing {playing.get('genre')} "
-                      f"seed {playing.get('seed')}  ready {state['buffer']}  "
-                      f"underflows {state['underflows']}  worker restarts {state['worker']['restarts']}", file=log)
+        surface.run(args.duration, interactive=not args.headless and not args.no_dashboard)
     except KeyboardInterrupt:
         pass
     finally:
-        if recorder is not None:
-            print(f"livegen: recorded {recorder.stop()}", file=log)
+        if surface is not None:
+            surface.stop()
+        if engine.recorder is not None:
+            print(f"livegen: recorded {engine.stop_recording()}", file=log)
         output.stop()
         engine.stop()
         engine.close()
@@ -251,10 +259,120 @@ def _play(args) -> int:
     return 0
 
 
+class _ControlSurface:
+    """What `play` runs beside the engine: MIDI, sync, OSC, and the dashboard with the keyboard."""
+
+    def __init__(self, engine, args):
+        from .control import Controls, load_mapping, mapping_for_port
+
+        self.engine, self.args = engine, args
+        self.controls = Controls(engine, crate=args.crate)
+        self.parts = []
+        self.midi = None
+        if args.midi or args.midi_virtual:
+            from .control.midi import MidiControl, find_port, midi_backend
+
+            if args.controller:
+                mapping = load_mapping(args.controller)
+            elif args.midi:
+                mapping = mapping_for_port(find_port(midi_backend(args.midi_api).get_input_names(), args.midi))
+            else:
+                mapping = load_mapping("generic")
+            self.midi = MidiControl(self.controls, mapping, port=args.midi, virtual=args.midi_virtual,
+                                    api=args.midi_api, follow_clock=args.clock_in).start()
+            self.parts.append(self.midi)
+        elif args.clock_in:
+            raise SystemExit("livegen: --clock-in follows the clock on --midi (or --midi-virtual)")
+        if args.clock_out:
+            from .control.clock import MidiClockSender
+            from .control.midi import find_port, midi_backend
+
+            backend = midi_backend(args.midi_api)
+            port = backend.open_output(find_port(backend.get_output_names(), args.clock_out, "MIDI output"))
+            self.parts.append(MidiClockSender(engine, port.send).start())
+        if args.link:
+            from .control.clock import LinkSync
+
+            self.parts.append(LinkSync(engine).start())
+        if args.osc:
+            from .control.osc import OscServer
+
+            host, _, port = args.osc.rpartition(":")
+            self.parts.append(OscServer(self.controls, host or "127.0.0.1", int(port)).start())
+        self._learn_next = False
+
+    def run(self, duration: float | None, interactive: bool) -> None:
+        started = time.monotonic()
+        if interactive and sys.stdout.isatty() and sys.stdin.isatty():
+            self._run_dashboard(started, duration)
+            return
+        shown = -1
+        while duration is None or time.monotonic() - started < duration:
+            time.sleep(0.05)
+            state = self.engine.snapshot()
+            if state["bar"] != shown and state["beat"] == 0:
+                shown = state["bar"]
+                playing = state["playing"] or {}
+                print(f"bar {state['bar']:>4}  {state['bpm']:g} BPM  playing {playing.get('genre')} "
+                      f"seed {playing.get('seed')}  ready {state['buffer']}  underflows {state['underflows']}  "
+                      f"worker restarts {state['worker']['restarts']}", file=sys.stderr)
+
+    def _run_dashboard(self, started: float, duration: float | None) -> None:
+        from .ui.dashboard import Dashboard, loop_thumbnail
+        from .ui.keys import KeyReader
+
+        thumbnail, thumbnail_id = None, None
+        with Dashboard() as dashboard, KeyReader() as keys:
+            while duration is None or time.monotonic() - started < duration:
+                key = keys.read(timeout=0.1)
+                if key is not None and not self._key(key):
+                    return
+                state = self.engine.snapshot()
+                playing = self.engine.playing
+                if playing is not None and playing.loop_id != thumbnail_id:
+                    thumbnail_id = playing.loop_id
+                    thumbnail = loop_thumbnail(self.engine.bank.view(playing.slot, playing.frames),
+                                               self.engine.settings.sample_rate)
+                dashboard.update(state, thumbnail, log=list(self.controls.log))
+
+    def _key(self, key: str) -> bool:
+        """Do what a key says; False to end the set."""
+        from .ui.keys import KEYMAP
+
+        if key not in KEYMAP:
+            return True
+        action, value = KEYMAP[key]
+        if self._learn_next and action not in ("learn", "quit"):
+            self._learn_next = False
+            if self.midi is None:
+                self.controls.log.append("learn: no MIDI input open (--midi)")
+            else:
+                self.midi.learn(action, value, save_to=self.args.learn)
+            return True
+        if action == "quit":
+            return False
+        if action == "learn":
+            self._learn_next = self.args.learn is not None
+            self.controls.log.append("learn: press the key of an action" if self._learn_next
+                                     else "learn: start with --learn FILE to keep what you learn")
+        elif action == "filter_step":
+            self.engine.set_filter(self.engine.filter + value)
+        elif action == "volume_step":
+            self.engine.set_gain(self.engine.mixer.gain + value)
+        else:
+            self.controls.perform(action, value, source="key")
+        return True
+
+    def stop(self) -> None:
+        for part in reversed(self.parts):
+            part.stop()
+
+
 # The errors that mean bad input (a message, not a traceback), by module. Only a module that has been
 # imported can have raised one, so checking through sys.modules keeps torch out of `play`'s process.
 _USER_ERRORS = (("livegen.diffusion", "CheckpointError"), ("livegen.diffusion", "SamplingError"),
-                ("livegen.audio", "CodecError"), ("livegen.presets", "PresetError"), ("livegen.engine", "EngineError"))
+                ("livegen.audio", "CodecError"), ("livegen.presets", "PresetError"), ("livegen.engine", "EngineError"),
+                ("livegen.control.mapping", "MappingError"), ("livegen.control.midi", "MidiError"))
 
 
 def _is_user_error(err: Exception) -> bool:

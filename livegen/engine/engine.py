@@ -119,6 +119,7 @@ class Engine:
         self.quantise = settings.quantise
         self.auto_bars = settings.auto_bars
         self.transport = Transport(settings.sample_rate, settings.bpm)
+        self.target_bpm = settings.bpm  # the tempo loops are made for; the grid follows at a bar line
         self.mixer = Mixer(settings.sample_rate, settings.channels, max_block=settings.max_block, gain=settings.gain)
         self._fade = equal_power_fade(int(settings.crossfade_ms * settings.sample_rate / 1000))
         slots = len(self.genres) * settings.depth + 8  # + playing, outgoing, pending, cue, re-tempo, modes
@@ -157,6 +158,11 @@ class Engine:
         self._status_file = None
         self._last_status = 0.0
         self.started = threading.Event()  # the first loop is on stage
+        self.cue_enabled = settings.channels >= 4
+        self.filter = 0.0
+        self.recorder = None  # a Recorder while recording
+        self.sync_source, self.sync_detail = "internal", ""  # set by a clock follower (MIDI, Link)
+        self.controller = None  # name of the MIDI mapping in use, for the dashboard
 
     # ------------------------------------------------------------ life cycle
     def start(self) -> "Engine":
@@ -188,6 +194,7 @@ class Engine:
                 raise EngineError("the engine's control thread stopped")
 
     def stop(self) -> None:
+        self.stop_recording()
         self._stop.set()
         os.write(self._wake_write, b"!")
         if self._thread.is_alive():
@@ -299,8 +306,10 @@ class Engine:
     def set_sampler(self, sampler: str) -> None:
         self._do(lambda: self._set_sampling(sampler=sampler))
 
-    def set_bpm(self, bpm: float) -> None:
-        self._do(lambda: self._set_bpm(bpm))
+    def set_bpm(self, bpm: float, follow: bool = False) -> None:
+        """Change the master tempo. ``follow`` (an outside clock leads): the grid turns at the next bar
+        line at once; otherwise it turns when the playing loop's re-stretched copy takes over."""
+        self._do(lambda: self._set_bpm(bpm, follow))
 
     def set_quantise(self, quantise: str) -> None:
         if quantise not in QUANTISE_BARS:
@@ -319,6 +328,57 @@ class Engine:
             self.auto_bars = bars
             self._next_auto_beat = None
         self._do(apply)
+
+    def set_filter(self, position: float) -> None:
+        """The DJ filter knob, -1..1: low-pass left of centre, high-pass right, flat in the middle."""
+        from .mixer import dj_filter
+
+        self.filter = float(min(max(position, -1.0), 1.0))
+        self.mixer.filter_coefficients = dj_filter(self.filter, self.settings.sample_rate)
+
+    def toggle_cue(self) -> None:
+        def apply():
+            self.cue_enabled = not self.cue_enabled
+        self._do(apply)
+
+    def start_recording(self, path: str | Path | None = None) -> Path:
+        """Record the master output to ``path`` (default: recordings/set-DATE-TIME.wav)."""
+        from .recorder import Recorder
+
+        if self.recorder is not None:
+            return self.recorder.path
+        if path is None:
+            path = Path("recordings") / time.strftime("set-%Y%m%d-%H%M%S.wav")
+        self.recorder = Recorder(self.mixer, path).start()
+        self._note(f"recording to {path}", kind="recording")
+        return self.recorder.path
+
+    def stop_recording(self) -> Path | None:
+        recorder, self.recorder = self.recorder, None
+        if recorder is None:
+            return None
+        path = recorder.stop()
+        self._note(f"recorded {path}", kind="recording")
+        return path
+
+    def align(self, sample: int, beat: float) -> None:
+        """An outside clock says ``sample`` is at ``beat``: move the grid there, and start the playing
+        loop again from its top at the next bar line so it sits on the new grid."""
+        def apply():
+            self._note(f"grid moved to the clock: beat {beat:.2f} at sample {sample}", kind="sync")
+            self.transport.realign(sample, beat)
+            if self.playing is not None:
+                at = self._next_line("1")
+                self._launch(self.playing, at=at)
+            self._next_auto_beat = None
+        self._do(apply)
+
+    def effective(self, name: str):
+        """Steps or sampler in force: the set's own, else the playing (or selected) genre preset's."""
+        genre = self.playing.genre if self.playing else self.selected
+        preset = self.genres[genre].preset
+        own = self.steps if name == "steps" else self.sampler
+        return own if own is not None or isinstance(preset, Exception) else getattr(preset, name)
 
     def save_playing(self, crate: str | Path) -> Path:
         """Write the playing loop to ``crate`` with its tempo, bars, genre and seed; returns its path."""
@@ -386,11 +446,11 @@ class Engine:
             state.generated += 1
         self._work_seconds += ready.work_seconds
         self._audio_seconds += ready.frames / self.settings.sample_rate
-        if abs(info.bpm - self.transport.bpm) > 1e-6:  # made for a tempo the set has left
+        if abs(info.bpm - self.target_bpm) > 1e-6:  # made for a tempo the set has left
             self._retempo(info)
             return
         if request.mode == "retempo" and self.playing is not None and request.source_id == self.playing.loop_id:
-            self._swap_at_loop_point(info, request.source_id)
+            self._swap_restretched(info, request.source_id)
             return
         if self._waiting is not None and self._waiting.loop_id == info.loop_id:
             self._waiting = None
@@ -418,7 +478,7 @@ class Engine:
         if request.mode == "retempo" and self.playing is not None and request.source_id == self.playing.loop_id:
             # The playing loop cannot follow the new tempo: change at the next bar with a fresh loop.
             self._retempo_pending = False
-            self.transport.set_bpm(self.transport.bpm, self._next_line("1"))
+            self.transport.set_bpm(self.target_bpm, self._next_line("1"))
             self._want_launch = True
 
     # -- requests
@@ -441,7 +501,7 @@ class Engine:
         self._seed += 1
         request = LoopRequest(loop_id=self._new_id(), slot=slot, genre=genre, seed=seed,
                               steps=int(self._preset_value(genre, "steps")),
-                              sampler=str(self._preset_value(genre, "sampler")), bpm=self.transport.bpm,
+                              sampler=str(self._preset_value(genre, "sampler")), bpm=self.target_bpm,
                               mode=mode, source_id=source.loop_id if source else None, strength=strength,
                               target_seed=target_seed)
         if source is not None and mode == "retempo":  # same loop, same recipe: only the tempo moves
@@ -500,7 +560,7 @@ class Engine:
             return
         self._launch(state.ready.popleft())
 
-    def _launch(self, info: LoopInfo, at: int | None = None, fade: np.ndarray | None = None) -> None:
+    def _launch(self, info: LoopInfo, at: int | None = None, fade: np.ndarray | None = None, offset: int = 0) -> None:
         waiting = self.mixer.waiting
         if waiting is not None:  # a launch not yet begun gives way to the newer one
             self.mixer.pending = None
@@ -524,21 +584,22 @@ class Engine:
         voice = Voice(self.bank.view(info.slot, info.frames), info.loop_id)
         self._on_stage[info.loop_id] = info
         self.next_up = info
-        self.mixer.pending = Launch(voice, at, fade)
+        self.mixer.pending = Launch(voice, at, fade, offset)
 
-    def _swap_at_loop_point(self, info: LoopInfo, playing_id: int) -> None:
-        """The playing loop re-stretched: swap it in where the old one comes round, and turn the tempo there."""
+    def _swap_restretched(self, info: LoopInfo, playing_id: int) -> None:
+        """The playing loop re-stretched: it takes over at the next bar line, from the bar the old copy
+        had reached, and the tempo turns there."""
         current = self.mixer.current
         if current is None or current.loop_id != playing_id:
             self._retempo_pending = False
             self.genres[info.genre].ready.appendleft(info)
             return
-        earliest = self.mixer.clock + 2 * self.settings.blocksize
-        laps = max(0, -(-(earliest - current.start) // current.frames))
-        at = current.start + laps * current.frames
+        at = self.transport.next_boundary(self.mixer.clock + 2 * self.settings.blocksize + len(self._fade), "1")
+        bars = max(info.bars, 1)
+        bar = round(((at - current.start) % current.frames) / (current.frames / bars)) % bars
         self.transport.set_bpm(info.bpm, at)
         self._retempo_pending = False
-        self._launch(info, at=at, fade=self._fade[:0])
+        self._launch(info, at=at, offset=round(bar * info.frames / bars))
 
     def _follow_mixer(self) -> None:
         """Learn from the callback what has launched, and free the slots of loops that left the stage."""
@@ -591,7 +652,7 @@ class Engine:
         """With a cue pair (four channels), the headphones preview what comes next."""
         if self.settings.channels < 4:
             return
-        coming = self._coming_next()
+        coming = self._coming_next() if self.cue_enabled else None
         cue = self.mixer.cue
         if coming is None:
             self.mixer.cue = None
@@ -641,16 +702,18 @@ class Engine:
                 return
             self.sampler = sampler
 
-    def _set_bpm(self, bpm: float) -> None:
+    def _set_bpm(self, bpm: float, follow: bool = False) -> None:
         if not self.settings.min_bpm <= bpm <= 300.0:
             self._note(f"tempo {bpm} BPM is outside {self.settings.min_bpm:.0f}-300", kind="error")
             return
+        self.target_bpm = bpm
         if self.playing is None:
             self.transport = Transport(self.settings.sample_rate, bpm)
         else:
-            # Tempo turns where the playing loop comes round, once its re-stretched copy is ready.
-            self.transport.set_bpm(bpm, 2**62)
+            # The grid turns at a bar line once the playing loop's re-stretched copy is ready.
             self._retempo_pending = True
+            if follow:
+                self.transport.set_bpm(bpm, self._next_line("1"))
             self._request(self.playing.genre, mode="retempo", source=self.playing)
         for state in self.genres.values():
             while state.ready:
@@ -704,6 +767,11 @@ class Engine:
                        "pid": self.worker_pid, "in_flight": len(self._in_flight)},
             "realtime_factor": round(self._audio_seconds / self._work_seconds, 3) if self._work_seconds else None,
             "level": round(float(self.mixer.level), 4),
+            "depth": self.settings.depth, "gain": round(self.mixer.gain, 3), "filter": round(self.filter, 3),
+            "cue": self.cue_enabled and self.settings.channels >= 4,
+            "recording": str(self.recorder.path) if self.recorder is not None else None,
+            "sync": {"source": self.sync_source, "detail": self.sync_detail},
+            "controller": self.controller,
             "errors": list(self.errors)[-5:],
         }
 

@@ -13,13 +13,39 @@ hands back by counters and a small launch log.
 
 from __future__ import annotations
 
+from time import perf_counter
+
 import numpy as np
+from scipy.signal import lfilter
 
 
 def equal_power_fade(frames: int) -> np.ndarray:
     """Fade-in gains over ``frames`` samples; reversed, the matching fade-out (sin^2 + cos^2 = 1)."""
     x = (np.arange(frames, dtype=np.float64) + 0.5) / max(frames, 1)
     return np.sin(0.5 * np.pi * x).astype(np.float32)
+
+
+def dj_filter(position: float, sample_rate: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """One knob: below 0 a low-pass closing toward 150 Hz, above 0 a high-pass opening up to 6 kHz.
+
+    Returns biquad (b, a) (RBJ cookbook, Q 0.707), or None near the centre (flat).
+    """
+    position = float(np.clip(position, -1.0, 1.0))
+    if abs(position) < 0.02:
+        return None
+    if position < 0:
+        cutoff, high = 20000.0 * (150.0 / 20000.0) ** (-position), False
+    else:
+        cutoff, high = 20.0 * (6000.0 / 20.0) ** position, True
+    w = 2 * np.pi * min(cutoff, 0.45 * sample_rate) / sample_rate
+    alpha = np.sin(w) / (2 * 0.7071)
+    cos = np.cos(w)
+    if high:
+        b = np.array([(1 + cos) / 2, -(1 + cos), (1 + cos) / 2])
+    else:
+        b = np.array([(1 - cos) / 2, 1 - cos, (1 - cos) / 2])
+    a = np.array([1 + alpha, -2 * cos, 1 - alpha])
+    return b / a[0], a / a[0]
 
 
 class Voice:
@@ -40,12 +66,14 @@ class Launch:
     """A scheduled launch: ``voice`` starts at output sample ``at``, faded in over ``fade``.
 
     ``at`` None: as soon as possible, the fade beginning with the callback's next block.
+    ``offset``: the loop's frame that plays at ``at`` (0: its top; a re-stretched loop
+    taking over mid-loop continues from the bar it had reached).
     """
 
-    __slots__ = ("voice", "at", "fade")
+    __slots__ = ("voice", "at", "fade", "offset")
 
-    def __init__(self, voice: Voice, at: int | None, fade: np.ndarray):
-        self.voice, self.at, self.fade = voice, None if at is None else int(at), fade
+    def __init__(self, voice: Voice, at: int | None, fade: np.ndarray, offset: int = 0):
+        self.voice, self.at, self.fade, self.offset = voice, None if at is None else int(at), fade, int(offset)
 
 
 class Ring:
@@ -115,10 +143,15 @@ class Mixer:
         self._gain = np.zeros(max_block, np.float32)
         self._ramp = ((np.arange(max_block, dtype=np.float32) + 1) / max_block).astype(np.float32)
         self._ramp_block = 0
+        # DJ filter: (b, a) of a biquad set by the engine, None when flat; its state lives here.
+        self.filter_coefficients: tuple[np.ndarray, np.ndarray] | None = None
+        self._filter_state = np.zeros(2, np.float64)
+        self.clock_time = 0.0  # time.perf_counter() when the last block began: maps samples to time
 
     # ------------------------------------------------------------ the callback
     def render(self, out: np.ndarray) -> None:
         """Fill ``out`` (frames x channels, float32) with the next block of the set."""
+        self.clock_time = perf_counter()
         n = out.shape[0]
         t0 = self.clock
         mix = self._mix[:n]
@@ -136,6 +169,14 @@ class Mixer:
             if t0 + n >= outgoing.fade_start + len(outgoing.fade):
                 self.outgoing = None
 
+        coefficients = self.filter_coefficients
+        if coefficients is not None:
+            # lfilter hands back a fresh block-sized array: the one allocation the callback
+            # makes, and only while the filter knob is off centre.
+            filtered, self._filter_state[:] = lfilter(coefficients[0], coefficients[1], mix, zi=self._filter_state)
+            mix[:] = filtered
+        else:
+            self._filter_state[:] = 0.0
         self._master(n)
         out[:, 0] = mix
         if self.channels > 1:
@@ -163,7 +204,7 @@ class Mixer:
         elif at - len(fade) < t0:  # handed over too late for its grid line: launch as soon as possible
             at = t0 + len(fade)
             self.late_launches += 1
-        voice.start = at
+        voice.start = at - launch.offset
         voice.fade_start = at - len(fade)
         voice.fade = fade
         old = self.current

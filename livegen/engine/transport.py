@@ -1,8 +1,9 @@
 """The transport: the set's clock, counting output samples and knowing bar and beat.
 
 Beats are counted from the first sample the engine plays. A tempo change is
-anchored at a sample (a loop point, so the grid and the playing loop turn
-together); before that sample the old tempo holds, after it the new one.
+anchored at a sample (a bar line, where the playing loop's re-stretched copy
+takes over, so loop and grid turn together); before that sample the old tempo
+holds, after it the new one.
 Only the engine's control thread changes it; the audio callback never reads it.
 """
 
@@ -41,7 +42,7 @@ class Transport:
 
     @property
     def bpm(self) -> float:
-        """The tempo loops are made for: the scheduled one once a change is asked for."""
+        """The tempo once the scheduled change (if any) has happened."""
         return self._change[1] if self._change is not None else self._bpm
 
     def set_bpm(self, bpm: float, at_sample: int) -> None:
@@ -58,6 +59,12 @@ class Transport:
     def start_at(self, sample: int) -> None:
         """Beat 0 is at ``sample``: the set's first launch."""
         self._anchor_sample, self._anchor_beat, self._change = int(sample), 0.0, None
+
+    def realign(self, sample: int, beat: float) -> None:
+        """Make ``sample`` fall on ``beat`` at the current tempo (following an outside clock)."""
+        self._anchor_sample, self._anchor_beat = int(sample), float(beat)
+        if self._change is not None and self._change[0] <= sample:
+            self._bpm, self._change = self._change[1], None
 
     def advance(self, now: int) -> None:
         """Fold a tempo change that ``now`` has passed into the anchor."""

@@ -146,23 +146,25 @@ class Worker:
 
     # ------------------------------------------------------------ serving
     def serve(self, requests) -> None:
+        pending: list[LoopRequest] = []
         while True:
-            first = requests.recv()
-            if first is None:
+            if not pending:
+                pending.append(requests.recv())
+            while requests.poll() and len(pending) < 256:  # take in what else has come
+                pending.append(requests.recv())
+            if any(item is None for item in pending):
                 return
-            batch = [first]
-            while requests.poll() and len(batch) < 64:
-                item = requests.recv()
-                if item is None:
-                    return
-                batch.append(item)
-            for group in self._groups(batch):
-                self._run(group)
+            # One group at a time, then look at the pipe again: a re-tempo or a variation asked for
+            # meanwhile goes ahead of the new loops still waiting.
+            group = next(self._groups(pending))
+            pending = [r for r in pending if r not in group]
+            self._run(group)
 
     def _groups(self, batch: list[LoopRequest]):
-        """New loops with the same genre, steps and sampler go through the sampler together."""
+        """Work in order of urgency: re-tempos, then other modes, then new loops with the same genre,
+        steps and sampler together (one batch)."""
         news: dict[tuple, list[LoopRequest]] = {}
-        for request in batch:
+        for request in sorted(batch, key=lambda r: r.mode != "retempo"):
             if request.mode == "new":
                 news.setdefault((request.genre, request.steps, request.sampler), []).append(request)
             else:

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import numpy as np
+from rich.cells import cell_len, set_cell_size
 from rich.color import Color
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.layout import Layout
@@ -43,9 +44,10 @@ TOP_ROW = 6  # four lines of content and a border
 METER_FLOOR_DB = -48.0
 METER_YELLOW, METER_RED = 0.75, 0.9  # fractions of the meter: -12 dB and about -5 dB
 
+FRAME_STYLE = "grey50"  # panel borders
+
 SYNC_NAMES = {"internal": "internal clock", "midi": "MIDI clock", "link": "Ableton Link"}
-WORKER_STYLES = {"ready": "green", "busy": "green", "starting": "yellow", "restarting": "yellow",
-                 "loading": "yellow", "dead": "bold red", "failed": "bold red", "stopped": "red"}
+WORKER_STYLES = {"ready": "green", "starting": "yellow", "loading": "yellow", "restarting": "bold red"}
 
 
 # ------------------------------------------------------------ reading the snapshot
@@ -110,7 +112,7 @@ def _quantise(value) -> str:
 
 
 def _auto(value) -> str:
-    return f"every {value} bars" if value else "off"
+    return f"{value} bars" if value else "off"
 
 
 def _sound(state: dict) -> Text:
@@ -151,10 +153,9 @@ def _meter(level, width: int) -> Text:
     """A peak meter on a dB scale: green, then yellow, then red near full scale."""
     width = max(width, 1)
     lit = round(_meter_fraction(level) * width)
+    yellow, red = round(width * METER_YELLOW), round(width * METER_RED)
     text = Text()
-    zones = ((0, round(width * METER_YELLOW), "green"), (round(width * METER_YELLOW), round(width * METER_RED), "yellow"),
-             (round(width * METER_RED), width, "red"))
-    for start, stop, colour in zones:
+    for start, stop, colour in ((0, yellow, "green"), (yellow, red, "yellow"), (red, width, "red")):
         text.append("█" * max(0, min(stop, lit) - start), colour)
     text.append("░" * (width - lit), "grey30")
     return text
@@ -196,13 +197,14 @@ def _cue(value) -> Text:
     return Text("CUE" + (f" {value}" if isinstance(value, str) else " on"), "bold yellow")
 
 
-def _loop_line(marker: str, marker_style: str, loop: dict) -> Text:
+def _loop_lines(marker: str, marker_style: str, loop: dict) -> list[Text]:
+    """Two lines: what the loop is, then how it was made."""
     if not loop:
-        return _line((marker, marker_style), " ", (DASH, "dim"))
-    return _line((f"{marker} ", marker_style), (f"{_fmt(loop.get('genre')):<10} ", "bold"),
-                 f"seed {_fmt(loop.get('seed')):<6} ", (f"{_fmt(loop.get('mode')):<12} ", "cyan"),
-                 f"{_fmt(loop.get('bars'))} bars  {_fmt(loop.get('bpm'), '.1f')} BPM  ",
-                 (f"{_fmt(loop.get('steps'))} {_fmt(loop.get('sampler'))}", "dim"))
+        return [_line((marker, marker_style), " ", ("none yet", "dim")), _line("")]
+    return [_line((f"{marker} ", marker_style), (_fmt(loop.get("genre")), "bold"), f"  seed {_fmt(loop.get('seed'))}  ",
+                  (_fmt(loop.get("mode")), "cyan")),
+            _line(f"  {_fmt(loop.get('bars'))} bars  {_fmt(loop.get('bpm'), '.1f')} BPM  ",
+                  (f"{_fmt(loop.get('steps'))} steps {_fmt(loop.get('sampler'))}", "dim"))]
 
 
 # ------------------------------------------------------------ panel contents
@@ -213,17 +215,15 @@ def transport_lines(state: dict) -> list[Text]:
         _line((f"{_fmt(state.get('bpm'), '.1f')} BPM", "bold"), "  ", SYNC_NAMES.get(source, _fmt(source)),
               (f" {sync['detail']}" if sync.get("detail") else "", "dim")),
         _line("bar ", (_bar_number(state.get("bar")), "bold"), "  ", _beat_dots(state.get("beat"))),
-        _line("quantise ", (_quantise(state.get("quantise")), "bold"), "  auto ", (_auto(state.get("auto_bars")), "bold")),
+        _line("quantise ", (_quantise(state.get("quantise")), "bold"),
+              "  auto ", (_auto(state.get("auto_bars")), "bold")),
         _line(_sound(state)),
     ]
 
 
 def loop_lines(state: dict) -> list[Text]:
-    return [
-        _loop_line("▶", "bold green", _section(state, "playing")),
-        _loop_line("»", "yellow", _section(state, "next")),
-        _line(("genre ", "dim"), (_fmt(state.get("genre")), "bold"), ("  launches ", "dim"), _fmt(state.get("launches"))),
-    ]
+    return (_loop_lines("▶", "bold green", _section(state, "playing"))
+            + _loop_lines("»", "yellow", _section(state, "next")))
 
 
 def engine_lines(state: dict) -> list[Text]:
@@ -234,7 +234,8 @@ def engine_lines(state: dict) -> list[Text]:
         _line("worker ", (_fmt(worker_state), WORKER_STYLES.get(worker_state, "yellow")), " on ",
               (_fmt(worker.get("device")), "bold"), "  ", _alarm("restarts", worker.get("restarts"))),
         _line("speed ", _rtf(state), (f"  {_count(worker.get('in_flight'))} in flight", "dim")),
-        _line(_alarm("underflows", state.get("underflows")), "  ", _alarm("late launches", state.get("late_launches"))),
+        _line(_alarm("underflows", state.get("underflows")), "  ", _alarm("late launches", state.get("late_launches")),
+              (f" of {_count(state.get('launches'))}", "dim")),
         _line("controller ", (controller, "bold") if controller else ("none", "dim")),
     ]
 
@@ -247,20 +248,21 @@ def buffer_lines(state: dict, width: int) -> list[Text]:
     if not names:
         return [_line(("no genres yet", "dim"))]
     depth = _count(state.get("depth")) or max((_count(n) for n in buffer.values()), default=0) or 1
-    name_width = min(12, max(len(str(name)) for name in names))
+    name_width = min(12, max(cell_len(str(name)) for name in names))
     stats = width >= name_width + 40  # room for the loops made and dropped
     bar_width = max(3, min(24, width - name_width - 8 - (18 if stats else 0)))
     selected = state.get("genre")
     lines = []
     for name in names:
         marker = ("▶ ", "bold green") if name == selected else "  "
+        label = set_cell_size(str(name), name_width) + " "  # long names cut, so the bars line up
         if name in errors:
-            lines.append(_line(marker, (f"{name:<{name_width}} ", "red"), ("✗ not loaded (see log)", "red")))
+            lines.append(_line(marker, (label, "red"), ("✗ not loaded (see log)", "red")))
             continue
         ready = _count(buffer.get(name))
         filled = min(bar_width, round(bar_width * ready / depth))
         colour = "green" if ready >= depth else "red" if ready == 0 else "yellow"
-        line = _line(marker, (f"{name:<{name_width}} ", "bold" if name == selected else ""),
+        line = _line(marker, (label, "bold" if name == selected else ""),
                      ("█" * filled, colour), ("░" * (bar_width - filled), "grey30"), f" {ready}/{depth}")
         if stats:
             line.append(f"  made {_count(generated.get(name))} dropped {_count(dropped.get(name))}", "dim")
@@ -273,7 +275,8 @@ def output_lines(state: dict, width: int) -> list[Text]:
     label_width = max(len(label) for label, _ in levels)
     lines = [_line(f"{label:<{label_width}} ", _meter(level, width - label_width - 10), f" {_db(level):>8}")
              for label, level in levels]
-    lines.append(_line("gain ", (_fmt(state.get("gain"), ".2f"), "bold"), f" ({_db(state.get('gain'))})",
+    gain = state.get("gain")
+    lines.append(_line("gain ", (_fmt(gain, ".2f"), "bold"), f" ({_db(gain)})" if gain is not None else "",
                        "  filter ", (_filter(state.get("filter")), "bold")))
     lines.append(_line(_recording(state.get("recording")), "  ", _cue(state.get("cue"))))
     return lines
@@ -312,10 +315,12 @@ def compact_lines(state: dict, log: list[str] | None, width: int, height: int) -
     worker = _section(state, "worker")
     lines = [
         _line((f"{_fmt(state.get('bpm'), '.1f')} BPM", "bold"), f" {source or DASH}  bar ",
-              _bar_number(state.get("bar")), " ", _beat_dots(state.get("beat")), f"  q {_quantise(state.get('quantise'))}"),
+              _bar_number(state.get("bar")), " ", _beat_dots(state.get("beat")),
+              f"  q {_quantise(state.get('quantise'))}"),
         _line(("▶ ", "bold green"), f"{_fmt(playing.get('genre'))} seed {_fmt(playing.get('seed'))} "
                                     f"{_fmt(playing.get('mode'))} {_fmt(playing.get('bars'))} bars"),
-        _line(("» ", "yellow"), f"{_fmt(coming.get('genre'))} seed {_fmt(coming.get('seed'))} {_fmt(coming.get('mode'))}"),
+        _line(("» ", "yellow"),
+              f"{_fmt(coming.get('genre'))} seed {_fmt(coming.get('seed'))} {_fmt(coming.get('mode'))}"),
         _line(genres) if buffer else _line(("no genres yet", "dim")),
         _line(meters),
         _line(f"{_fmt(worker.get('device'))} ", _rtf(state), "  ", _alarm("underflows", state.get("underflows")),
@@ -363,12 +368,18 @@ def _resample_axis(image: np.ndarray, size: int, axis: int) -> np.ndarray:
 
 
 class Thumbnail:
-    """A mel image drawn once as rows of half-block cells: each cell is two pixels, ▀ over its background."""
+    """A mel image drawn once as rows of half-block cells: each cell is two pixels, ▀ over its background.
 
-    def __init__(self, image: np.ndarray, width: int, height: int):
-        self.width, self.height = width, height
+    With a ``title`` it draws its own rounded frame (``width`` x ``height``
+    with it), so the dashboard's frames pass the cells through no more layers
+    of rich than they must: they are most of what it draws.
+    """
+
+    def __init__(self, image: np.ndarray, width: int, height: int, title: str | None = None):
+        self.width, self.height, self.title = width, height, title
+        inner_width, inner_height = (width - 2, height - 2) if title is not None else (width, height)
         pixels = np.asarray(image, dtype=np.float64)
-        pixels = _resample_axis(_resample_axis(pixels, 2 * height, 0), width, 1)
+        pixels = _resample_axis(_resample_axis(pixels, 2 * max(1, inner_height), 0), max(1, inner_width), 1)
         pixels = pixels[::-1]  # row 0 is the lowest band: put it at the bottom of the screen
         levels = np.clip(np.rint(pixels * (len(PALETTE) - 1) / 255.0), 0, len(PALETTE) - 1).astype(int)
         self.lines: list[list[Segment]] = []
@@ -376,11 +387,25 @@ class Thumbnail:
             # One segment per run of equal cells keeps the per-frame work small.
             self.lines.append([Segment("▀" * len(list(run)), _cell_style(*cell))
                                for cell, run in itertools.groupby(zip(top, bottom))])
+        if title is not None and width >= 4 and height >= 3:
+            self.lines = _framed(self.lines, width, title)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         for line in self.lines:
             yield from line
             yield Segment.line()
+
+
+def _framed(lines: list[list[Segment]], width: int, title: str) -> list[list[Segment]]:
+    """Lines inside a rounded border like the panels', the title on the top edge."""
+    border = Style.parse(FRAME_STYLE)
+    title = f" {title} "
+    if cell_len(title) > width - 5:
+        title = set_cell_size(title, max(0, width - 5))
+    top = [Segment("╭─", border), Segment(title), Segment("─" * (width - 3 - cell_len(title)) + "╮", border)]
+    side = Segment("│", border)
+    bottom = [Segment("╰" + "─" * (width - 2) + "╯", border)]
+    return [top] + [[side, *line, side] for line in lines] + [bottom]
 
 
 class ThumbnailCache:
@@ -391,10 +416,11 @@ class ThumbnailCache:
         self._thumbnail: Thumbnail | None = None
         self.made = 0  # thumbnails drawn so far: a cheap check that frames reuse them
 
-    def get(self, loop_id, image: np.ndarray, width: int, height: int) -> Thumbnail:
-        key = (loop_id, width, height)
+    def get(self, loop_id, image: np.ndarray, width: int, height: int, title: str | None = None) -> Thumbnail:
+        key = (loop_id, width, height, title)
+        # Without a loop id there is nothing to tell one image from the next: draw it afresh.
         if self._thumbnail is None or loop_id is None or key != self._key:
-            self._thumbnail = Thumbnail(image, width, height)
+            self._thumbnail = Thumbnail(image, width, height, title)
             self._key = key
             self.made += 1
         return self._thumbnail
@@ -407,7 +433,7 @@ def _usable(image) -> bool:
 class _Sized:
     """Content drawn for the exact space it gets, which is only known when rich renders it."""
 
-    def __init__(self, draw: Callable[[int, int], RenderableType | Iterable[RenderableType]]):
+    def __init__(self, draw: Callable[[int, int], RenderableType | list[RenderableType]]):
         self.draw = draw
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
@@ -432,24 +458,25 @@ class DashboardView:
             return
         yield from console.render(self._layout(width, height), options.update_dimensions(width, height))
 
-    def _thumbnail(self, width: int, height: int) -> RenderableType:
-        if not _usable(self.thumbnail):
-            return Text("waiting for the first loop", "dim")
-        return self.cache.get(_section(self.state, "playing").get("id"), self.thumbnail, width, height)
+    def _spectrogram(self, width: int, height: int) -> RenderableType:
+        playing = _section(self.state, "playing")
+        title = f"playing · {_fmt(playing.get('genre'))} seed {_fmt(playing.get('seed'))}"
+        if not _usable(self.thumbnail) or width < 4 or height < 3:
+            return Panel(Text("waiting for the first loop", "dim"), title=Text(title), title_align="left",
+                         border_style=FRAME_STYLE, height=height)
+        return self.cache.get(playing.get("id"), self.thumbnail, width, height, title)
 
     def _layout(self, width: int, height: int) -> Layout:
         state = self.state
         wide = width >= WIDE_WIDTH
-        playing = _section(state, "playing")
 
-        def panel(title: str, draw: Callable[[int, int], RenderableType | list], **style) -> Panel:
-            return Panel(_Sized(draw), title=title, title_align="left", border_style="grey50", **style)
+        def panel(title: str, draw: Callable[[int, int], RenderableType | list]) -> Panel:
+            return Panel(_Sized(draw), title=Text(title), title_align="left", border_style=FRAME_STYLE)
 
         transport = panel("transport", lambda w, h: transport_lines(state))
         loops = panel("loops", lambda w, h: loop_lines(state))
         engine = panel("engine", lambda w, h: engine_lines(state))
-        spectrogram = panel(f"playing · {_fmt(playing.get('genre'))} seed {_fmt(playing.get('seed'))}",
-                            self._thumbnail, padding=0)
+        spectrogram = _Sized(self._spectrogram)  # frames itself, see Thumbnail
         buffers = panel(f"buffers · depth {_fmt(state.get('depth'))}", lambda w, h: buffer_lines(state, w))
         output = panel("output", lambda w, h: output_lines(state, w))
         events = panel("log", lambda w, h: log_lines(state, self.log, h))
@@ -460,9 +487,9 @@ class DashboardView:
         if height >= HELP_HEIGHT:
             rows.append(Layout(_line((KEY_HELP, "dim")), size=1))
         root.split_column(*rows)
-        top = [Layout(transport, ratio=2), Layout(loops, ratio=3)]
+        top = [Layout(transport, ratio=3), Layout(loops, ratio=4)]
         if wide:
-            top.append(Layout(engine, ratio=3))
+            top.append(Layout(engine, ratio=4))
         root["top"].split_row(*top)
         mixer = Layout(ratio=2)
         mixer.split_column(Layout(buffers, ratio=1, minimum_size=3), Layout(output, size=len(_levels(state)) + 4))
@@ -519,3 +546,26 @@ class Dashboard:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+def loop_thumbnail(audio: np.ndarray, sample_rate: int, rows: int = 48, columns: int = 160) -> np.ndarray:
+    """A small log-frequency spectrogram of a loop's audio (uint8, row 0 lowest), for the dashboard.
+
+    Made once per loop in the main process, so plain numpy: a windowed FFT per column, bins pooled
+    into log-spaced bands from 40 Hz up, in dB over a 60 dB range.
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    n_fft = 1024
+    if len(audio) < n_fft:
+        return np.zeros((rows, 1), np.uint8)
+    starts = np.linspace(0, len(audio) - n_fft, min(columns, len(audio) // n_fft * 4)).astype(int)
+    frames = audio[starts[:, None] + np.arange(n_fft)] * np.hanning(n_fft).astype(np.float32)
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2  # (columns, bins)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    edges = np.geomspace(40.0, sample_rate / 2, rows + 1)
+    band = np.clip(np.searchsorted(edges, freqs) - 1, 0, rows - 1)
+    pooled = np.zeros((rows, len(starts)))
+    np.add.at(pooled, band, power.T)
+    db = 10 * np.log10(pooled + 1e-12)
+    db = np.clip(db - db.max() + 60.0, 0.0, 60.0)
+    return (db * 255 / 60).astype(np.uint8)

@@ -116,7 +116,11 @@ class KeyReader:
             self._saved = None
 
     def read(self, timeout: float | None = 0.0) -> str | None:
-        """The next key, waiting at most ``timeout`` seconds (None: until one comes)."""
+        """The next key, waiting at most ``timeout`` seconds (None: until one comes).
+
+        None when no key came in time, and for a key sent as a sequence this
+        does not name (F5, Ctrl+Up, ...), which is skipped whole.
+        """
         if not self._pending and not self._fill(timeout):
             return None
         if self._pending.startswith(ESC):

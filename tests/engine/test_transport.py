@@ -39,7 +39,7 @@ def test_tempo_change_keeps_the_beat_count_continuous():
 def test_a_later_change_replaced_by_an_earlier_one():
     transport = Transport(48000, 120.0)
     transport.set_bpm(100.0, at_sample=10**9)
-    assert transport.bpm == 100.0  # what new loops are made for
+    assert transport.bpm == 100.0  # the tempo after the scheduled change
     transport.set_bpm(140.0, at_sample=48000)
     assert transport.bpm_at(48000) == 140.0 and transport.bpm_at(10**9 + 1) == 140.0
 

@@ -1,0 +1,321 @@
+"""Controllers through real JACK MIDI ports, driving a real engine (shipped model, file sink)."""
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile
+
+from livegen.control import Controls, load_mapping
+from livegen.control.clock import TICKS_PER_BEAT, bar_phase_error, sample_at
+from livegen.control.midi import MidiControl
+from livegen.engine import Engine, EngineSettings, FileSink
+from livegen.presets import PRESETS_DIR
+
+SHIPPED = sorted(p.stem for p in (PRESETS_DIR / "controllers").glob("*.toml"))
+SENDER = "livegen-test-sender"
+
+
+@pytest.fixture(scope="module")
+def jack_midi(jack_server):
+    """This process talks to the test JACK server (libjack reads these when a client opens)."""
+    saved = {k: os.environ.get(k) for k in jack_server.env}
+    os.environ.update({k: jack_server.env[k] for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")})
+    yield jack_server
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def sender(jack_midi):
+    import rtmidi
+
+    out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, SENDER)
+    out.open_virtual_port("out")
+    yield out
+    out.close_port()
+    del out
+
+
+@pytest.fixture(scope="module")
+def engine(jack_midi, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("set")
+    engine = Engine(EngineSettings(genres=["techno", "house"], bpm=120.0, depth=2, seed=5, quantise="off",
+                                   gain=0.5, blocksize=256))
+    sink = FileSink(engine.mixer, folder / "set.wav", blocksize=256)
+    engine.start()
+    sink.start()
+    engine.wait_until_playing(timeout=240)
+    yield engine
+    sink.stop()
+    engine.stop()
+    engine.close()
+
+
+def wait_for(condition, seconds, what):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
+
+
+def press(sender, binding):
+    """What the controller sends for a press of ``binding``'s pad or button."""
+    channel = (binding.channel or 1) - 1
+    if binding.note is not None:
+        sender.send_message([0x90 | channel, binding.note, 127])
+        sender.send_message([0x80 | channel, binding.note, 0])
+    else:
+        sender.send_message([0xB0 | channel, binding.cc, 127])
+        sender.send_message([0xB0 | channel, binding.cc, 0])
+
+
+def first(mapping, action, value="any"):
+    for binding in mapping.bindings:
+        if binding.action == action and (value == "any" or binding.value == value):
+            return binding
+    return None
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_each_mapping_triggers_swaps_genre_and_changes_steps(name, engine, sender, tmp_path):
+    mapping = load_mapping(name)
+    control = MidiControl(Controls(engine), mapping, port=SENDER, api="jack").start()
+    try:
+        # Genre swap: a select button for genre 1, else its trigger pad.
+        swap = first(mapping, "select_genre", 1) or first(mapping, "trigger", 1)
+        back = first(mapping, "select_genre", 0) or first(mapping, "trigger", 0)
+        press(sender, swap)
+        wait_for(lambda: engine.snapshot()["genre"] == "house", 10, f"{name}: genre swap to house")
+        press(sender, back)
+        wait_for(lambda: engine.snapshot()["genre"] == "techno", 10, f"{name}: genre swap back to techno")
+
+        # Steps: a knob (absolute) or the up button.
+        knob = first(mapping, "steps")
+        if knob is not None:
+            sender.send_message([0xB0 | ((knob.channel or 1) - 1), knob.cc, 38])
+            expected = 1 + round(38 / 127 * 49)
+        else:
+            expected = engine.effective("steps") + 1
+            press(sender, first(mapping, "steps_up"))
+        wait_for(lambda: engine.snapshot()["steps"] == expected, 10, f"{name}: steps {expected}")
+
+        # Trigger: the next loop launches (quantise is off in this set).
+        wait_for(lambda: engine.snapshot()["buffer"]["techno"] >= 1, 60, "a techno loop ready")
+        recording = engine.start_recording(tmp_path / "take.wav")
+        launches = engine.mixer.launch_count
+        playing = engine.snapshot()["playing"]["id"]
+        press(sender, first(mapping, "trigger", None) or first(mapping, "trigger", 0))
+        wait_for(lambda: engine.mixer.launch_count > launches and engine.snapshot()["playing"]["id"] != playing,
+                 10, f"{name}: trigger")
+        info = engine.playing
+        audio = np.array(engine.bank.view(info.slot, info.frames))
+        launch = [e for e in engine.events if e["event"] == "launch" and e["loop"] == info.loop_id][-1]
+        time.sleep(0.5)
+        start = engine.recorder.start_sample
+        engine.stop_recording()
+    finally:
+        control.stop()
+    # The trigger is in the audio: from its launch sample on, the take is the new loop from its top.
+    take, _ = soundfile.read(recording, dtype="float32")
+    at = launch["sample"] - start
+    np.testing.assert_allclose(take[at:at + 4800, 0], audio[:4800] * 0.5, atol=2e-4)
+
+
+def test_midi_learn_round_trip(engine, sender, tmp_path):
+    path = tmp_path / "learned.toml"
+    control = MidiControl(Controls(engine), load_mapping("generic"), port=SENDER, api="jack").start()
+    try:
+        control.learn("trigger", 1, save_to=path)  # the next control moved launches genre 1
+        sender.send_message([0xB0, 102, 127])
+        wait_for(path.exists, 10, "the learned mapping to be written")
+    finally:
+        control.stop()
+    learned = load_mapping(path)
+    assert learned.find("cc", 102, 1).action == "trigger"
+    control = MidiControl(Controls(engine), learned, port=SENDER, api="jack").start()
+    try:
+        engine.select_genre("techno")
+        wait_for(lambda: engine.snapshot()["buffer"]["house"] >= 1, 60, "a house loop ready")
+        launches = engine.mixer.launch_count
+        sender.send_message([0xB0, 102, 0])
+        sender.send_message([0xB0, 102, 127])
+        wait_for(lambda: engine.snapshot()["genre"] == "house" and engine.mixer.launch_count > launches, 10,
+                 "the learned control to launch house")
+        wait_for(lambda: engine.snapshot()["playing"]["genre"] == "house", 5, "house playing")
+    finally:
+        control.stop()
+        engine.select_genre("techno")
+
+
+def test_a_flood_of_messages_is_coalesced_and_the_set_plays_on(engine, sender):
+    controls = Controls(engine)
+    control = MidiControl(controls, load_mapping("generic"), port=SENDER, api="jack").start()
+    volume = first(control.mapping, "volume")
+    try:
+        clock = engine.mixer.clock
+        for i in range(3000):  # 3000 a second, as a fast-turned encoder bank might send
+            sender.send_message([0xB0 | ((volume.channel or 1) - 1), volume.cc, i % 128])
+            if i % 30 == 29:
+                time.sleep(0.01)
+        sender.send_message([0xB0 | ((volume.channel or 1) - 1), volume.cc, 100])
+        wait_for(lambda: control.received >= 3001, 10, "all 3001 messages")
+        wait_for(lambda: abs(engine.mixer.gain - 100 / 127) < 1e-6, 5, "the last volume to win")
+        assert len([e for e in controls.log if e.startswith(f"cc {volume.cc} volume")]) < 3001
+        assert engine.mixer.clock > clock  # still playing
+    finally:
+        control.stop()
+        engine.set_gain(0.5)
+
+
+def test_unplugged_controller_reconnects(engine, jack_midi):
+    import rtmidi
+
+    def plug():
+        port = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "livegen-test-pluggable")
+        port.open_virtual_port("out")
+        return port
+
+    device = plug()
+    control = MidiControl(Controls(engine), load_mapping("generic"), port="livegen-test-pluggable",
+                          api="jack").start()
+    try:
+        device.close_port()
+        del device
+        wait_for(lambda: not control.connected, 5, "the unplug to be seen")
+        device = plug()
+        wait_for(lambda: control.connected, 5, "the controller to reconnect")
+        assert control.reconnects == 1
+        engine.set_quantise("off")
+        device.send_message([0x90, 36 + 8, 127])  # any pad: proves messages flow again
+        wait_for(lambda: control.received >= 1, 5, "a message after reconnecting")
+        device.close_port()
+    finally:
+        control.stop()
+
+
+def test_midi_clock_locks_tempo_and_keeps_bar_phase(engine, sender):
+    control = MidiControl(Controls(engine), load_mapping("generic"), port=SENDER, api="jack",
+                          follow_clock=True).start()
+    bpm = 126.0
+    period = 60.0 / (bpm * TICKS_PER_BEAT)
+    bar_seconds = 4 * 60.0 / bpm
+    sent: list[tuple[float, int]] = []
+
+    def play_clock(bars: float):
+        sender.send_message([0xFA])  # start
+        begin = time.perf_counter()
+        for tick in range(int(bars * 4 * TICKS_PER_BEAT)):
+            due = begin + tick * period
+            while (wait := due - time.perf_counter()) > 0:
+                time.sleep(min(wait, 0.002))
+            sender.send_message([0xF8])
+            sent.append((time.perf_counter(), tick))
+
+    try:
+        assert abs(engine.snapshot()["bpm"] - bpm) > 3
+        thread = threading.Thread(target=play_clock, args=(4,))
+        started = time.perf_counter()
+        thread.start()
+        wait_for(lambda: abs(engine.snapshot()["bpm"] - bpm) <= 0.5, 2 * bar_seconds, "tempo lock within two bars")
+        locked_after = time.perf_counter() - started
+        thread.join()
+        assert engine.snapshot()["sync"]["source"] == "midi"
+        sender.send_message([0xFC])  # stop
+        time.sleep(0.7)
+        sent.clear()
+        thread = threading.Thread(target=play_clock, args=(2,))
+        thread.start()
+        thread.join()
+        time.sleep(0.2)
+        # After stop and start, the bar lines sit where the clock's are (checked over the last bar).
+        errors = [bar_phase_error(tick / TICKS_PER_BEAT, engine.transport.beat_at(sample_at(engine, t)), 4)
+                  for t, tick in sent if tick >= 4 * TICKS_PER_BEAT]
+        assert max(abs(e) for e in errors) < 0.1, (locked_after, max(errors), min(errors),
+                                                   [e for e in engine.events if e["event"] == "sync"][-3:])
+    finally:
+        control.stop()
+
+
+def test_osc_drives_the_same_actions(engine):
+    from pythonosc.udp_client import SimpleUDPClient
+
+    from livegen.control.osc import OscServer
+
+    server = OscServer(Controls(engine), port=0).start()
+    try:
+        client = SimpleUDPClient(*server.address)
+        client.send_message("/livegen/volume", 0.25)
+        client.send_message("/livegen/quantise", "beat")
+        client.send_message("/livegen/select_genre", 1)
+        wait_for(lambda: abs(engine.mixer.gain - 0.25) < 1e-6 and engine.quantise == "beat"
+                 and engine.snapshot()["genre"] == "house", 5, "the OSC actions")
+        assert server.address[0] == "127.0.0.1"
+    finally:
+        server.stop()
+        engine.set_gain(0.5)
+        engine.set_quantise("off")
+        engine.select_genre("techno")
+
+
+@pytest.mark.parametrize("width,height", [(40, 12), (80, 24), (160, 50)])
+def test_dashboard_renders_the_real_engine_state(engine, width, height):
+    from rich.console import Console
+
+    from livegen.ui.dashboard import loop_thumbnail, render_dashboard
+
+    state = engine.snapshot()
+    info = engine.playing
+    thumbnail = loop_thumbnail(engine.bank.view(info.slot, info.frames), engine.settings.sample_rate)
+    console = Console(record=True, width=width, height=height, force_terminal=True)
+    console.print(render_dashboard(state, thumbnail, log=["note 36 trigger"], height=height))
+    text = console.export_text()
+    assert len(text.splitlines()) <= height
+    assert "120" in text or "126" in text  # the master tempo
+    assert state["playing"]["genre"] in text
+    if width >= 80:
+        assert "house" in text and str(state["playing"]["seed"]) in text and "underflows" in text
+
+
+def test_link_joins_a_session_without_changing_its_tempo(engine):
+    import asyncio
+
+    import aalink
+
+    from livegen.control.clock import LinkSync
+
+    result = {}
+
+    def other_app(stop):
+        async def run():
+            peer = aalink.Link(100.0)  # a session already playing at 100 BPM
+            peer.quantum = 4
+            peer.enabled = True
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+                result["tempo"], result["peers"] = peer.tempo, peer.num_peers
+            peer.enabled = False
+        asyncio.run(run())
+
+    stop = threading.Event()
+    thread = threading.Thread(target=other_app, args=(stop,))
+    thread.start()
+    wait_for(lambda: "tempo" in result, 5, "the other app's Link session")
+    time.sleep(0.5)  # it has been playing a while when we join
+    sync = LinkSync(engine).start()
+    try:
+        wait_for(lambda: result.get("peers", 0) > 0, 10, "Link peers to find each other")
+        wait_for(lambda: abs(engine.snapshot()["bpm"] - 100.0) < 0.5, 15, "the set to take the session tempo")
+        assert result["tempo"] == pytest.approx(100.0)  # we joined; the session kept its tempo
+        assert engine.snapshot()["sync"]["source"] == "link"
+    finally:
+        sync.stop()
+        stop.set()
+        thread.join()
