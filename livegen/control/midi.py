@@ -39,6 +39,25 @@ def midi_backend(api: str | None = None):
     return mido.Backend(f"mido.backends.rtmidi/{MIDI_APIS[api.lower()]}", load=True)
 
 
+class PortLister:
+    """Lists input port names through one long-lived rtmidi client: asking mido each time would open
+    and close a client per look (on JACK, a graph change every second while a port is watched)."""
+
+    def __init__(self, api: str | None):
+        import rtmidi
+
+        name = MIDI_APIS.get((api or "").lower())
+        if name is None and "/" in os.environ.get("MIDO_BACKEND", ""):
+            name = os.environ["MIDO_BACKEND"].rsplit("/", 1)[1]
+        self._client = rtmidi.MidiIn(getattr(rtmidi, f"API_{name}", rtmidi.API_UNSPECIFIED), "livegen-ports")
+
+    def inputs(self) -> list[str]:
+        return self._client.get_ports()
+
+    def close(self) -> None:
+        self._client.delete()
+
+
 def find_port(names: list[str], wanted: str, what: str = "MIDI input") -> str:
     """The port named ``wanted`` exactly, else the one name containing it."""
     if wanted in names:
@@ -60,6 +79,7 @@ class MidiControl:
         self.controls, self.mapping = controls, mapping
         self.engine = controls.engine
         self.backend = midi_backend(api)
+        self._ports = PortLister(api)
         self.wanted, self.virtual, self.led_port = port, virtual, led_port
         self.clock = MidiClockFollower(self.engine) if follow_clock else None
         self._inbox: deque = deque()
@@ -83,7 +103,7 @@ class MidiControl:
                 self._input = self.backend.open_input(self.virtual, virtual=True, callback=self._receive)
                 self.port_name = self.virtual
             else:
-                self.port_name = find_port(self.backend.get_input_names(), self.wanted)
+                self.port_name = find_port(self._ports.inputs(), self.wanted)
                 self._input = self.backend.open_input(self.port_name, callback=self._receive)
         except (MidiError, OSError, IOError) as err:
             self.connected = False
@@ -125,7 +145,7 @@ class MidiControl:
 
     def _present(self) -> bool:
         try:
-            return self.virtual is not None or self.port_name in self.backend.get_input_names()
+            return self.virtual is not None or self.port_name in self._ports.inputs()
         except Exception:
             return False
 
@@ -143,6 +163,7 @@ class MidiControl:
         self._wake.set()
         self._thread.join()
         self._close()
+        self._ports.close()
 
     def _receive(self, message) -> None:
         """rtmidi's thread: queue and go (appending to a deque needs no lock)."""
@@ -169,9 +190,8 @@ class MidiControl:
             self._note(f"MIDI: {self.port_name} went away; waiting for it")
         elif not self.connected and self.virtual is None:
             try:
-                names = self.backend.get_input_names()
-                find_port(names, self.wanted)
-            except (MidiError, Exception):
+                find_port(self._ports.inputs(), self.wanted)
+            except Exception:  # not there yet (or the MIDI system is busy): look again next second
                 return
             if self._open():
                 self.reconnects += 1

@@ -505,7 +505,8 @@ class Engine:
                               mode=mode, source_id=source.loop_id if source else None, strength=strength,
                               target_seed=target_seed)
         if source is not None and mode == "retempo":  # same loop, same recipe: only the tempo moves
-            request = replace(request, seed=source.seed, steps=source.steps, sampler=source.sampler)
+            request = replace(request, seed=source.seed, steps=source.steps, sampler=source.sampler,
+                              source_mode=source.mode)
             self._restretched[request.loop_id] = source
         self._in_flight[request.loop_id] = request
         self._send(request)
@@ -564,9 +565,13 @@ class Engine:
         waiting = self.mixer.waiting
         if waiting is not None:  # a launch not yet begun gives way to the newer one
             self.mixer.pending = None
-            if self.mixer.taken is not waiting:  # (and the callback did not take it meanwhile)
-                bumped = self._on_stage.pop(waiting.voice.loop_id, None)
-                if bumped is not None and bumped.mode != "retempo":
+            playing = {v.loop_id for v in (self.mixer.current, self.mixer.outgoing) if v is not None}
+            bumped_id = waiting.voice.loop_id
+            # The bumped loop goes back to its buffer, unless it is sounding already (a relaunch of
+            # the playing loop) or is about to be launched again now, or the callback took it meanwhile.
+            if self.mixer.taken is not waiting and bumped_id not in playing and bumped_id != info.loop_id:
+                bumped = self._on_stage.pop(bumped_id, None)
+                if bumped is not None:
                     self.genres[bumped.genre].ready.appendleft(bumped)
         fade = self._fade if fade is None else fade
         if self.playing is None:

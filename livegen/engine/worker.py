@@ -37,6 +37,7 @@ class LoopRequest:
     source_id: int | None = None  # the loop a variation / continuation / morph / retempo works from
     strength: float = 0.5  # variation: how far from the source; morph: how far toward target_seed
     target_seed: int | None = None  # morph target
+    source_mode: str | None = None  # retempo: how the source was made ("new" can be made again from its seed)
 
 
 @dataclass(frozen=True)
@@ -218,14 +219,16 @@ class Worker:
         labels = None if label is None else [label] * len(group)
         seeds = [r.seed for r in group]
         source = self.sources.get(head.source_id)
-        if head.mode != "new" and source is None:
-            raise LookupError(f"loop {head.source_id} is no longer held by the worker (it restarted)")
+        remake = head.mode == "retempo" and source is None and head.source_mode == "new"
+        if head.mode != "new" and source is None and not remake:
+            raise LookupError(f"loop {head.source_id} is no longer held by the worker "
+                              "(it restarted, or the loop is older than its cache)")
 
-        if head.mode == "retempo":  # same audio, new tempo: only loop prep runs again
+        if head.mode == "retempo" and not remake:  # same audio, new tempo: only loop prep runs again
             return [source]
         noise = initial_noise(model, seed_generators(seeds))
         options = dict(steps=head.steps, sampler=head.sampler, class_labels=labels)
-        if head.mode == "new":
+        if head.mode == "new" or remake:  # a new loop's seed and recipe make it again exactly
             x = denoise(model, seeds, noise=noise, **options)
         elif head.mode == "variation":
             x = denoise(model, seeds, noise=noise, start=source[0][None], strength=head.strength, **options)

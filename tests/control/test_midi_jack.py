@@ -235,9 +235,12 @@ def test_midi_clock_locks_tempo_and_keeps_bar_phase(engine, sender):
         thread.start()
         thread.join()
         time.sleep(0.2)
-        # After stop and start, the bar lines sit where the clock's are (checked over the last bar).
+        # After stop and start, the bar lines sit where the clock's are (checked over the last bar, on the
+        # line through the send times: the sender's own jitter is not the engine's error).
+        ticks = np.array([tick for _, tick in sent])
+        times = np.polyval(np.polyfit(ticks, [t for t, _ in sent], 1), ticks)
         errors = [bar_phase_error(tick / TICKS_PER_BEAT, engine.transport.beat_at(sample_at(engine, t)), 4)
-                  for t, tick in sent if tick >= 4 * TICKS_PER_BEAT]
+                  for t, tick in zip(times, ticks) if tick >= 4 * TICKS_PER_BEAT]
         assert max(abs(e) for e in errors) < 0.1, (locked_after, max(errors), min(errors),
                                                    [e for e in engine.events if e["event"] == "sync"][-3:])
     finally:
@@ -278,7 +281,7 @@ def test_dashboard_renders_the_real_engine_state(engine, width, height):
     console.print(render_dashboard(state, thumbnail, log=["note 36 trigger"], height=height))
     text = console.export_text()
     assert len(text.splitlines()) <= height
-    assert "120" in text or "126" in text  # the master tempo
+    assert f"{state['bpm']:.1f}" in text  # the master tempo
     assert state["playing"]["genre"] in text
     if width >= 80:
         assert "house" in text and str(state["playing"]["seed"]) in text and "underflows" in text

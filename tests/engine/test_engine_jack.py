@@ -108,7 +108,8 @@ def test_thirty_seconds_of_play_tempo_locked_gapless_and_click_free(tmp_path, ja
 
 def test_killing_the_worker_does_not_stop_the_music(tmp_path, jack_server):
     xruns_before = len(jack_server.xruns())
-    out, session, capture, record = run_session(tmp_path, jack_server, "--auto-bars", "1", "--kill-worker-at", "8")
+    out, session, capture, record = run_session(tmp_path, jack_server, "--auto-bars", "1", "--kill-worker-at", "5",
+                                                seconds=35)
     final = session["final"]
     assert session["killed"] is not None
     assert final["worker"]["restarts"] == 1
