@@ -39,7 +39,7 @@ def sender(jack_midi):
     out.open_virtual_port("out")
     yield out
     out.close_port()
-    del out
+    out.delete()  # a JACK client left in the graph would slow every later cycle
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +188,7 @@ def test_unplugged_controller_reconnects(engine, jack_midi):
                           api="jack").start()
     try:
         device.close_port()
-        del device
+        device.delete()
         wait_for(lambda: not control.connected, 5, "the unplug to be seen")
         device = plug()
         wait_for(lambda: control.connected, 5, "the controller to reconnect")
@@ -196,9 +196,10 @@ def test_unplugged_controller_reconnects(engine, jack_midi):
         engine.set_quantise("off")
         device.send_message([0x90, 36 + 8, 127])  # any pad: proves messages flow again
         wait_for(lambda: control.received >= 1, 5, "a message after reconnecting")
-        device.close_port()
     finally:
         control.stop()
+        device.close_port()
+        device.delete()
 
 
 def test_midi_clock_locks_tempo_and_keeps_bar_phase(engine, sender):
@@ -322,3 +323,62 @@ def test_link_joins_a_session_without_changing_its_tempo(engine):
         sync.stop()
         stop.set()
         thread.join()
+
+
+def open_receiver(name):
+    """A JACK MIDI input standing in for a controller's LEDs or a drum machine following our clock."""
+    import rtmidi
+
+    receiver = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name)
+    receiver.ignore_types(sysex=False, timing=False, active_sense=True)
+    got = []
+    receiver.set_callback(lambda event, data=None: got.append((time.perf_counter(), event[0])))
+    receiver.open_virtual_port("in")
+    return receiver, got
+
+
+def test_leds_show_genres_and_toggles(engine, sender):
+    receiver, got = open_receiver("livegen-test-leds")
+    mapping = load_mapping("akai-apc-mini")
+    control = MidiControl(Controls(engine), mapping, port=SENDER, api="jack", led_port="livegen-test-leds").start()
+    try:
+        engine.select_genre("techno")
+        genre_pads = [b for b in mapping.bindings if b.led == "genre" and b.note is not None]
+        wait_for(lambda: len(got) >= len(genre_pads), 5, "the LED states to be sent")
+        lit = {message[1]: message[2] for _, message in got if message[0] & 0xF0 == 0x90}
+        techno = [b.note for b in genre_pads if b.value in (0, "techno")]
+        house = [b.note for b in genre_pads if b.value in (1, "house")]
+        assert all(lit[n] == mapping.leds["selected"] for n in techno)
+        assert all(lit[n] in (mapping.leds["ready"], mapping.leds["empty"]) for n in house)
+        record = next(b for b in mapping.bindings if b.led == "record")
+        assert lit[record.note] == mapping.leds["off"]
+        got.clear()
+        engine.select_genre("house")  # the pads follow the selection
+        wait_for(lambda: any(m[1] in house and m[2] == mapping.leds["selected"] for _, m in got), 5,
+                 "house pads lit as selected")
+    finally:
+        control.stop()
+        receiver.close_port()
+        receiver.delete()
+        engine.select_genre("techno")
+
+
+def test_clock_out_ticks_at_the_set_tempo(engine):
+    from livegen.control.clock import MidiClockSender
+    from livegen.control.midi import midi_backend
+
+    receiver, got = open_receiver("livegen-test-drum-machine")
+    port = midi_backend("jack").open_output("livegen-test-drum-machine:in")
+    sender = MidiClockSender(engine, port.send).start()
+    try:
+        time.sleep(3.0)
+    finally:
+        sender.stop()
+        port.close()
+        receiver.close_port()
+        receiver.delete()
+    kinds = [message[0] for _, message in got]
+    assert kinds[0] == 0xFA and kinds[-1] == 0xFC  # start ... stop
+    ticks = [t for t, message in got if message[0] == 0xF8]
+    rate = (len(ticks) - 1) / (ticks[-1] - ticks[0])
+    assert rate == pytest.approx(TICKS_PER_BEAT * engine.snapshot()["bpm"] / 60, rel=0.02)
