@@ -1,10 +1,13 @@
-"""MIDI in and out (mido over python-rtmidi): the controller drives the actions, its LEDs show the set.
+"""MIDI in and out (python-rtmidi; mido for port names and clock out): the controller drives the
+actions, its LEDs show the set.
 
-Incoming messages are only queued by rtmidi's callback; a thread of our own
-drains the queue, keeps the last value of each knob (a flood of CC moves
-becomes one action per knob per round) and follows a MIDI clock. So a
-controller sending thousands of messages a second costs the audio callback
-little. The port is watched: unplugged and plugged back, it reopens by itself.
+Incoming messages wait in rtmidi's own (C++) queue, with no Python callback per
+message: a thread of ours drains it every few milliseconds, keeps the last
+value of each knob (a flood of CC moves becomes one action per knob per round)
+and follows a MIDI clock. So a controller sending thousands of messages a
+second takes the interpreter, which the audio callback shares, some 250 times
+a second and briefly. The port is watched: unplugged and plugged back, it
+reopens by itself.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import deque
 from pathlib import Path
 
 from .actions import BUTTONS, KNOBS, Controls
@@ -21,7 +23,8 @@ from .mapping import Binding, Mapping, write_mapping
 
 # --midi-api names -> rtmidi API names (mido: "mido.backends.rtmidi/<API>")
 MIDI_APIS = {"alsa": "LINUX_ALSA", "jack": "UNIX_JACK", "coremidi": "MACOSX_CORE", "winmm": "WINDOWS_MM"}
-CLOCK_TYPES = {"clock", "start", "stop", "continue", "songpos"}
+CLOCK_STATUS = {0xF8: "clock", 0xFA: "start", 0xFB: "continue", 0xFC: "stop", 0xF2: "songpos"}
+POLL_SECONDS = 0.004
 
 
 class MidiError(RuntimeError):
@@ -39,23 +42,16 @@ def midi_backend(api: str | None = None):
     return mido.Backend(f"mido.backends.rtmidi/{MIDI_APIS[api.lower()]}", load=True)
 
 
-class PortLister:
-    """Lists input port names through one long-lived rtmidi client: asking mido each time would open
-    and close a client per look (on JACK, a graph change every second while a port is watched)."""
+def rtmidi_api(api: str | None) -> int:
+    """python-rtmidi's API constant for a --midi-api name (or MIDO_BACKEND's, or rtmidi's choice)."""
+    import rtmidi
 
-    def __init__(self, api: str | None):
-        import rtmidi
-
-        name = MIDI_APIS.get((api or "").lower())
-        if name is None and "/" in os.environ.get("MIDO_BACKEND", ""):
-            name = os.environ["MIDO_BACKEND"].rsplit("/", 1)[1]
-        self._client = rtmidi.MidiIn(getattr(rtmidi, f"API_{name}", rtmidi.API_UNSPECIFIED), "livegen-ports")
-
-    def inputs(self) -> list[str]:
-        return self._client.get_ports()
-
-    def close(self) -> None:
-        self._client.delete()
+    name = MIDI_APIS.get((api or "").lower())
+    if api is not None and name is None:
+        raise MidiError(f"unknown MIDI API {api!r} (choose {', '.join(MIDI_APIS)})")
+    if name is None and "/" in os.environ.get("MIDO_BACKEND", ""):
+        name = os.environ["MIDO_BACKEND"].rsplit("/", 1)[1]
+    return getattr(rtmidi, f"API_{name}", rtmidi.API_UNSPECIFIED)
 
 
 def find_port(names: list[str], wanted: str, what: str = "MIDI input") -> str:
@@ -78,15 +74,21 @@ class MidiControl:
             raise MidiError("name a MIDI input port (--midi) or a virtual one to create (--midi-virtual)")
         self.controls, self.mapping = controls, mapping
         self.engine = controls.engine
-        self.backend = midi_backend(api)
-        self._ports = PortLister(api)
+        import rtmidi
+
+        api_id = rtmidi_api(api)
+        # One client each way for the whole set: listing ports through a fresh client every look
+        # would, on JACK, change the graph each time.
+        self._in = rtmidi.MidiIn(api_id, "livegen", queue_size_limit=8192)
+        self._in.ignore_types(sysex=True, timing=False, active_sense=True)  # clock in: timing stays
+        # An output client only where there are LEDs or a sysex to send: each client is one more
+        # thread in the JACK graph to wake every cycle.
+        self._out = rtmidi.MidiOut(api_id, "livegen") if (mapping.leds or mapping.init_sysex or led_port) else None
         self.wanted, self.virtual, self.led_port = port, virtual, led_port
         self.clock = MidiClockFollower(self.engine) if follow_clock else None
-        self._inbox: deque = deque()
-        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="livegen-midi", daemon=True)
-        self._input = self._output = None
+        self._in_open = self._out_open = False
         self.port_name: str | None = None
         self.connected = False
         self.reconnects = 0
@@ -95,57 +97,57 @@ class MidiControl:
         self._learn_path: Path | None = None
         self._last_cc: dict[tuple[int, int], int] = {}
         self._leds: dict[tuple[str, int, int], int] = {}
+        self._clock_base: float | None = None
 
     # ------------------------------------------------------------ ports
     def _open(self) -> bool:
         try:
             if self.virtual is not None:
-                self._input = self.backend.open_input(self.virtual, virtual=True, callback=self._receive)
+                self._in.open_virtual_port(self.virtual)
                 self.port_name = self.virtual
             else:
-                self.port_name = find_port(self._ports.inputs(), self.wanted)
-                self._input = self.backend.open_input(self.port_name, callback=self._receive)
-        except (MidiError, OSError, IOError) as err:
+                names = self._in.get_ports()
+                self.port_name = find_port(names, self.wanted)
+                self._in.open_port(names.index(self.port_name))
+        except Exception as err:  # MidiError, or rtmidi's own errors when the port vanished meanwhile
             self.connected = False
             self._note(f"MIDI: {err}")
             return False
-        self.connected = True
+        self._in_open = self.connected = True
         self._open_output()
         return True
 
     def _open_output(self) -> None:
         """LEDs (and the init sysex) go to the controller's output port, found by the same name."""
         wanted = self.led_port or (self.port_name if self.virtual is None else None)
-        if wanted is None or not (self.mapping.leds or self.mapping.init_sysex):
+        if wanted is None or self._out is None:
             return
         try:
-            names = self.backend.get_output_names()
+            names = self._out.get_ports()
             name = find_port(names, wanted, "MIDI output") if self.led_port else next(
                 (n for n in names if n.split(":")[0] == wanted.split(":")[0]), None)
             if name is None:
                 return
-            self._output = self.backend.open_output(name)
+            self._out.open_port(names.index(name))
+            self._out_open = True
             self._leds.clear()
             if self.mapping.init_sysex:
-                import mido
-
-                self._output.send(mido.Message("sysex", data=self.mapping.init_sysex))
-        except (MidiError, OSError, IOError) as err:
+                self._out.send_message([0xF0, *self.mapping.init_sysex, 0xF7])
+        except Exception as err:
             self._note(f"MIDI out: {err}")
 
     def _close(self) -> None:
-        for port in (self._input, self._output):
-            if port is not None:
+        for port, is_open in ((self._in, self._in_open), (self._out, self._out_open)):
+            if is_open:
                 try:
-                    port.close()
+                    port.close_port()
                 except Exception:  # a port whose device is gone may fail to close; it is dropped anyway
                     pass
-        self._input = self._output = None
-        self.connected = False
+        self._in_open = self._out_open = self.connected = False
 
     def _present(self) -> bool:
         try:
-            return self.virtual is not None or self.port_name in self._ports.inputs()
+            return self.virtual is not None or self.port_name in self._in.get_ports()
         except Exception:
             return False
 
@@ -160,27 +162,21 @@ class MidiControl:
 
     def stop(self) -> None:
         self._stop.set()
-        self._wake.set()
         self._thread.join()
         self._close()
-        self._ports.close()
-
-    def _receive(self, message) -> None:
-        """rtmidi's thread: queue and go (appending to a deque needs no lock)."""
-        self._inbox.append((time.perf_counter(), message))
-        self._wake.set()
+        self._in.delete()
+        if self._out is not None:
+            self._out.delete()
 
     def _run(self) -> None:
         last_check = last_leds = time.monotonic()
-        while not self._stop.is_set():
-            self._wake.wait(0.05)
-            self._wake.clear()
+        while not self._stop.wait(POLL_SECONDS):
             self._drain()
             now = time.monotonic()
             if now - last_check > 1.0:
                 last_check = now
                 self._watch_port()
-            if now - last_leds > 0.1 and self._output is not None:
+            if now - last_leds > 0.1 and self._out_open:
                 last_leds = now
                 self._update_leds()
 
@@ -190,30 +186,44 @@ class MidiControl:
             self._note(f"MIDI: {self.port_name} went away; waiting for it")
         elif not self.connected and self.virtual is None:
             try:
-                find_port(self._ports.inputs(), self.wanted)
+                find_port(self._in.get_ports(), self.wanted)
             except Exception:  # not there yet (or the MIDI system is busy): look again next second
                 return
             if self._open():
                 self.reconnects += 1
                 self._note(f"MIDI: {self.port_name} is back")
 
+    def _message_time(self, delta: float) -> float:
+        """When a message arrived: rtmidi's gaps between messages, kept on our clock (not the poll's)."""
+        now = time.perf_counter()
+        if self._clock_base is None or abs(self._clock_base + delta - now) > 0.05:
+            self._clock_base = now  # first message, or drifted: take the poll's time
+        else:
+            self._clock_base += delta
+        return self._clock_base
+
     def _drain(self) -> None:
         knobs: dict[tuple[int, int], tuple[Binding, int]] = {}  # the last value of each knob this round
-        while self._inbox:
-            t, message = self._inbox.popleft()
+        while self._in_open:
+            event = self._in.get_message()
+            if event is None:
+                break
+            data, delta = event
+            t = self._message_time(delta)
             self.received += 1
-            kind = message.type
-            if kind in CLOCK_TYPES:
+            status = data[0]
+            if status in CLOCK_STATUS:
                 if self.clock is not None:
-                    self.clock.receive(kind, t, getattr(message, "pos", None))
+                    position = data[1] | (data[2] << 7) if status == 0xF2 and len(data) == 3 else None
+                    self.clock.receive(CLOCK_STATUS[status], t, position)
                 continue
-            if kind == "note_on" and message.velocity > 0:
-                control = ("note", message.note)
-            elif kind == "control_change":
-                control = ("cc", message.control)
+            kind, channel = status & 0xF0, (status & 0x0F) + 1
+            if kind == 0x90 and len(data) == 3 and data[2] > 0:
+                control = ("note", data[1])
+            elif kind == 0xB0 and len(data) == 3:
+                control = ("cc", data[1])
             else:
                 continue
-            channel = message.channel + 1
             if self._learning is not None:
                 self._learn(control, channel)
                 continue
@@ -221,14 +231,14 @@ class MidiControl:
             if binding is None:
                 continue
             if control[0] == "note":
-                self.controls.perform(binding.action, binding.value, source=f"note {message.note}")
+                self.controls.perform(binding.action, binding.value, source=f"note {data[1]}")
                 continue
-            value, previous = message.value, self._last_cc.get((channel, message.control), 0)
-            self._last_cc[(channel, message.control)] = value
+            value, previous = data[2], self._last_cc.get((channel, data[1]), 0)
+            self._last_cc[(channel, data[1])] = value
             if binding.action in KNOBS and (binding.value is None or binding.action not in BUTTONS):
-                knobs[(channel, message.control)] = (binding, value)
+                knobs[(channel, data[1])] = (binding, value)
             elif value >= 64 > previous:  # a CC button: fire once as it goes down
-                self.controls.perform(binding.action, binding.value, source=f"cc {message.control}")
+                self.controls.perform(binding.action, binding.value, source=f"cc {data[1]}")
         for (channel, number), (binding, value) in knobs.items():
             self.controls.perform(binding.action, binding.value, amount=value / 127, source=f"cc {number}")
 
@@ -270,8 +280,6 @@ class MidiControl:
         return leds.get("on") if on.get(binding.led) else leds.get("off")
 
     def _update_leds(self) -> None:
-        import mido
-
         state = self.engine.snapshot()
         for binding in self.mapping.bindings:
             if binding.led is None:
@@ -283,10 +291,9 @@ class MidiControl:
             if colour is None or self._leds.get(key) == colour:
                 continue  # send changes only
             self._leds[key] = colour
-            message = (mido.Message("note_on", note=number, velocity=colour, channel=channel) if kind == "note"
-                       else mido.Message("control_change", control=number, value=colour, channel=channel))
+            status = (0x90 if kind == "note" else 0xB0) | channel
             try:
-                self._output.send(message)
+                self._out.send_message([status, number, colour])
             except Exception as err:  # the device went away mid-send; the watcher reopens it
                 self._note(f"MIDI out: {err}")
                 return

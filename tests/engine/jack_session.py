@@ -33,6 +33,7 @@ def main() -> int:
     parser.add_argument("--presets", type=Path)
     parser.add_argument("--bpm", type=float, default=126.0)
     parser.add_argument("--auto-bars", type=int, default=1)
+    parser.add_argument("--midi-virtual", help="open a virtual JACK MIDI input driven by the generic mapping")
     args = parser.parse_args()
 
     from livegen.engine import Engine, EngineSettings, Recorder, SoundCardOutput
@@ -47,6 +48,13 @@ def main() -> int:
     engine.start()
     output.start()
     engine.wait_until_playing(timeout=240)
+    midi = None
+    if args.midi_virtual:
+        from livegen.control import Controls, load_mapping
+        from livegen.control.midi import MidiControl
+
+        midi = MidiControl(Controls(engine), load_mapping("generic"), virtual=args.midi_virtual, api="jack").start()
+        (args.out / "midi-ready").touch()
     recorder = Recorder(engine.mixer, args.out / "record.wav").start()
     capture = subprocess.Popen(["jack_rec", "-f", str(args.out / "capture.wav"), "-d", str(int(args.seconds) + 4),
                                 "-b", "24", "PortAudio:out_0", "PortAudio:out_1"],
@@ -68,6 +76,8 @@ def main() -> int:
             killed_at = {"sample": engine.mixer.clock, "generated": sum(snapshot["generated"].values())}
     capture.send_signal(signal.SIGINT)  # jack_rec closes its file cleanly on SIGINT
     capture.wait(10)
+    if midi is not None:
+        midi.stop()
     recorder.stop()
     output.stop()
     final = engine.snapshot()
@@ -76,7 +86,8 @@ def main() -> int:
     engine.close()
     session = {"launches": launches, "events": events, "final": final, "killed": killed_at,
                "record_start": recorder.start_sample, "gain": settings.gain,
-               "fade": int(settings.crossfade_ms * settings.sample_rate / 1000), "output_latency": output.latency}
+               "fade": int(settings.crossfade_ms * settings.sample_rate / 1000), "output_latency": output.latency,
+               "midi_received": midi.received if midi is not None else 0}
     (args.out / "session.json").write_text(json.dumps(session, indent=1))
     return 0
 
