@@ -67,19 +67,22 @@ class EngineSettings:
 
 @dataclass
 class LoopInfo:
-    """A finished loop in the bank: where it is and where it came from."""
+    """A finished loop in the bank: the request that made it, and what loop prep made of it."""
 
-    loop_id: int
-    slot: int
-    genre: str
-    seed: int
-    steps: int
-    sampler: str
-    mode: str
+    request: LoopRequest
     bpm: float
     bars: int
     frames: int
+    mode: str  # how it was made: a re-stretched copy keeps its original's mode
     source_id: int | None = None
+
+    # Where it is and its recipe are the request's.
+    loop_id = property(lambda self: self.request.loop_id)
+    slot = property(lambda self: self.request.slot)
+    genre = property(lambda self: self.request.genre)
+    seed = property(lambda self: self.request.seed)
+    steps = property(lambda self: self.request.steps)
+    sampler = property(lambda self: self.request.sampler)
 
     def describe(self) -> dict:
         return {"id": self.loop_id, "genre": self.genre, "seed": self.seed, "mode": self.mode,
@@ -437,9 +440,8 @@ class Engine:
         request = ready.request
         self._in_flight.pop(request.loop_id, None)
         origin = self._restretched.pop(request.loop_id, None)  # a re-stretch stays what it was
-        info = LoopInfo(request.loop_id, request.slot, request.genre, request.seed, request.steps, request.sampler,
-                        origin.mode if origin else request.mode, ready.bpm, ready.bars, ready.frames,
-                        origin.source_id if origin else request.source_id)
+        info = LoopInfo(request, ready.bpm, ready.bars, ready.frames, mode=origin.mode if origin else request.mode,
+                        source_id=origin.source_id if origin else request.source_id)
         self.loops[info.loop_id] = info
         state = self.genres[request.genre]
         if request.mode != "retempo":

@@ -13,6 +13,7 @@ from livegen.control.clock import TICKS_PER_BEAT, bar_phase_error, sample_at
 from livegen.control.midi import MidiControl
 from livegen.engine import Engine, EngineSettings, FileSink
 from livegen.presets import PRESETS_DIR
+from tests.waiting import wait_for
 
 SHIPPED = sorted(p.stem for p in (PRESETS_DIR / "controllers").glob("*.toml"))
 SENDER = "livegen-test-sender"
@@ -55,15 +56,6 @@ def engine(jack_midi, tmp_path_factory):
     sink.stop()
     engine.stop()
     engine.close()
-
-
-def wait_for(condition, seconds, what):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
 
 
 def press(sender, binding):

@@ -8,8 +8,9 @@ import subprocess
 import sys
 import termios
 import threading
-import time
 from pathlib import Path
+
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,26 +44,19 @@ def test_keys_drive_the_set_and_the_dashboard_draws(tmp_path, jack_server):
         lines = status.read_text().splitlines() if status.exists() else []
         return json.loads(lines[-1]) if lines else {}
 
-    def wait_for(condition, seconds, what):
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}; last state {state()}")
-
     try:
         wait_for(lambda: (state().get("playing") or {}).get("id") is not None
-                 and state().get("buffer", {}).get("techno", 0) >= 1, 240, "the set to play with a loop ready")
+                 and state().get("buffer", {}).get("techno", 0) >= 1, 240, "the set to play with a loop ready",
+                 state)
         launches = state()["launches"]
         os.write(master, b" ")  # space: trigger
-        wait_for(lambda: state()["launches"] > launches, 10, "space to launch a loop")
+        wait_for(lambda: state()["launches"] > launches, 10, "space to launch a loop", state)
         os.write(master, b"a")  # auto launch on
-        wait_for(lambda: state()["auto_bars"] == 8, 5, "a to turn auto launch on")
+        wait_for(lambda: state()["auto_bars"] == 8, 5, "a to turn auto launch on", state)
         os.write(master, b".")  # volume up a step
-        wait_for(lambda: abs(state()["gain"] - 0.85) < 1e-6, 5, "the volume key")
+        wait_for(lambda: abs(state()["gain"] - 0.85) < 1e-6, 5, "the volume key", state)
         os.write(master, b"\x1b[A")  # arrow up: one BPM faster
-        wait_for(lambda: state()["bpm"] == 125.0, 30, "arrow up to raise the tempo")
+        wait_for(lambda: state()["bpm"] == 125.0, 30, "arrow up to raise the tempo", state)
         os.write(master, b"Q")  # quit
         assert process.wait(60) == 0
     finally:

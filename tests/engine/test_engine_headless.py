@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import soundfile
 
 from livegen.engine import Engine, EngineSettings, FileSink
 from livegen.presets import PRESETS_DIR
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = (PRESETS_DIR / "models" / "lite-genres").resolve()
@@ -31,17 +31,6 @@ def presets_with_a_broken_genre(tmp_path):
     (broken / "model_index.json").write_text("{ not json")
     (presets / "genres" / "broken.toml").write_text(f'model = "{broken}"\n')
     return presets, broken
-
-
-def wait_for(condition, seconds, what, engine=None):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    state = engine.snapshot() if engine is not None else None
-    raise AssertionError(f"timed out after {seconds}s waiting for {what}; engine state: {state}")
 
 
 def test_play_headless_writes_the_set_status_and_recording(tmp_path, presets_with_a_broken_genre):
@@ -98,9 +87,9 @@ def test_tempo_change_modes_cue_and_saving_the_playing_loop(tmp_path):
         first = engine.snapshot()["playing"]
         assert first["bpm"] == 128.0
         # Four channels: the cue pair previews the loop that comes next.
-        coming = wait_for(lambda: engine.snapshot()["next"], 60, "a loop ready to come next", engine)
+        coming = wait_for(lambda: engine.snapshot()["next"], 60, "a loop ready to come next", engine.snapshot)
         wait_for(lambda: engine.mixer.cue is not None and engine.mixer.cue.loop_id == engine.snapshot()["next"]["id"],
-                 5, "the cue to preview it", engine)
+                 5, "the cue to preview it", engine.snapshot)
         assert coming["id"] != first["id"]
 
         # Save the playing loop to a crate, with where it came from.
@@ -113,7 +102,7 @@ def test_tempo_change_modes_cue_and_saving_the_playing_loop(tmp_path):
         # Tempo: the playing loop is re-stretched and turns over at its loop point; new loops follow.
         engine.set_bpm(100.0)
         state = wait_for(lambda: (s := engine.snapshot())["bpm"] == 100.0 and s["playing"]["bpm"] == 100.0 and s,
-                         60, "the set to reach 100 BPM", engine)
+                         60, "the set to reach 100 BPM", engine.snapshot)
         assert state["playing"]["seed"] == first["seed"]  # the same loop, slower
         wait_for(lambda: engine.snapshot()["buffer"]["techno"] >= 1, 60, "a loop at the new tempo")
 
@@ -122,11 +111,11 @@ def test_tempo_change_modes_cue_and_saving_the_playing_loop(tmp_path):
             launched = engine.mixer.launch_count
             engine.trigger_mode(mode, strength=0.5)
             wait_for(lambda: engine.mixer.launch_count > launched and engine.snapshot()["playing"]["mode"] == mode,
-                     90, f"a {mode} to launch", engine)
+                     90, f"a {mode} to launch", engine.snapshot)
             assert engine.snapshot()["playing"]["bpm"] == 100.0
         # A manual trigger takes the next ready loop.
         engine.trigger()
-        wait_for(lambda: engine.snapshot()["playing"]["mode"] == "new", 60, "a triggered loop", engine)
+        wait_for(lambda: engine.snapshot()["playing"]["mode"] == "new", 60, "a triggered loop", engine.snapshot)
         assert engine.snapshot()["late_launches"] == 0
         for launch in [e for e in engine.events if e["event"] == "launch"][1:]:
             assert launch["sample"] == launch["grid_sample"]  # on the beat grid, through the tempo change
