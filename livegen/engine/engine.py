@@ -376,9 +376,10 @@ class Engine:
             self._next_auto_beat = None
         self._do(apply)
 
-    def effective(self, name: str):
-        """Steps or sampler in force: the set's own, else the playing (or selected) genre preset's."""
-        genre = self.playing.genre if self.playing else self.selected
+    def effective(self, name: str, genre: str | None = None):
+        """Steps or sampler in force for ``genre`` (default: the playing, else the selected one):
+        the set's own, else that genre preset's."""
+        genre = genre or (self.playing.genre if self.playing else self.selected)
         preset = self.genres[genre].preset
         own = self.steps if name == "steps" else self.sampler
         return own if own is not None or isinstance(preset, Exception) else getattr(preset, name)
@@ -489,11 +490,6 @@ class Engine:
         self._next_id += 1
         return loop_id
 
-    def _preset_value(self, genre: str, name: str):
-        own = self.steps if name == "steps" else self.sampler
-        preset = self.genres[genre].preset
-        return own if own is not None else getattr(preset, name)
-
     def _request(self, genre: str, mode: str = "new", source: LoopInfo | None = None, strength: float = 0.5,
                  target_seed: int | None = None) -> LoopRequest | None:
         slot = self.bank.take()
@@ -502,8 +498,8 @@ class Engine:
         seed = self._seed
         self._seed += 1
         request = LoopRequest(loop_id=self._new_id(), slot=slot, genre=genre, seed=seed,
-                              steps=int(self._preset_value(genre, "steps")),
-                              sampler=str(self._preset_value(genre, "sampler")), bpm=self.target_bpm,
+                              steps=int(self.effective("steps", genre)),
+                              sampler=str(self.effective("sampler", genre)), bpm=self.target_bpm,
                               mode=mode, source_id=source.loop_id if source else None, strength=strength,
                               target_seed=target_seed)
         if source is not None and mode == "retempo":  # same loop, same recipe: only the tempo moves

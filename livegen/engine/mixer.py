@@ -141,7 +141,7 @@ class Mixer:
         self._mix = np.zeros(max_block, np.float32)
         self._src = np.zeros(max_block, np.float32)
         self._gain = np.zeros(max_block, np.float32)
-        self._ramp = ((np.arange(max_block, dtype=np.float32) + 1) / max_block).astype(np.float32)
+        self._ramp = np.zeros(max_block, np.float32)  # 1/n .. 1 over the block: filled for its size
         self._ramp_block = 0
         # DJ filter: (b, a) of a biquad set by the engine, None when flat; its state lives here.
         self.filter_coefficients: tuple[np.ndarray, np.ndarray] | None = None
