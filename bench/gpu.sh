@@ -9,7 +9,7 @@
 #
 #     OUT=/tmp/out bash bench/gpu.sh
 set -uo pipefail
-export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_BREAK_SYSTEM_PACKAGES=1 HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
 rm -rf /tmp/site
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD \
   || { PIP_FAILED=1; export PYTHONPATH="$(printf '%s:' "$PWD"/.whl/*.whl)$PWD"; }  # no pip: pure wheels import as zips
