@@ -8,7 +8,7 @@ flat out (auto launch every bar, so the buffers never stay full) on the same
 two cores. It reports:
 
 - output underflows (PortAudio's flag) over the run;
-- resident memory (PSS: shared pages split fairly) of engine + worker, at the
+- resident memory (PSS: shared pages split fairly) of engine + worker + audio process, at the
   start and the end of the run, and the peak;
 - trigger latency with quantise off: from the trigger call to the first sample
   of the crossfade, plus the output stream's latency.
@@ -36,17 +36,17 @@ def play(minutes: float, out: Path) -> None:
     """The measured set (runs in a child process started after the JACK server)."""
     import psutil
 
-    from livegen.engine import Engine, EngineSettings, SoundCardOutput
+    from livegen.engine import Engine, EngineSettings, SoundCard
 
-    engine = Engine(EngineSettings(genres=GENRES, bpm=124.0, auto_bars=1, seed=1, quantise="1", blocksize=256))
-    output = SoundCardOutput(engine.mixer, host_api="JACK", blocksize=256)
+    engine = Engine(EngineSettings(genres=GENRES, bpm=124.0, auto_bars=1, seed=1, quantise="1", blocksize=256),
+                    SoundCard(host_api="JACK", blocksize=256))
     engine.start()
-    output.start()
     engine.wait_until_playing(timeout=300)
     main = psutil.Process()
 
     def memory() -> float:
-        processes = [main] + ([psutil.Process(engine.worker_pid)] if engine.worker_pid else [])
+        pids = (engine.worker_pid, engine.mixer.pid)
+        processes = [main] + [psutil.Process(pid) for pid in pids if pid]
         return sum(p.memory_full_info().pss for p in processes) / 2**20
 
     started = time.monotonic()
@@ -73,8 +73,7 @@ def play(minutes: float, out: Path) -> None:
                 latencies.append((first_sample - clock) / engine.settings.sample_rate * 1000)
             engine.set_quantise("1")
     final = engine.snapshot()
-    output_latency = output.latency * 1000
-    output.stop()
+    output_latency = engine.mixer.output_latency * 1000
     engine.stop()
     engine.close()
     (out / "engine.json").write_text(json.dumps({

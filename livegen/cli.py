@@ -203,7 +203,7 @@ def _devices(args) -> int:
 
 
 def _play(args) -> int:
-    from .engine import Engine, EngineSettings, FileSink, OutputError, SoundCardOutput
+    from .engine import AudioFile, Engine, EngineSettings, OutputError, SoundCard
 
     if args.headless and args.output is None:
         print("livegen: --headless needs --output FILE (.wav or .flac) to play into", file=sys.stderr)
@@ -218,19 +218,19 @@ def _play(args) -> int:
         sample_rate=args.sample_rate, channels=args.channels, gain=args.gain, device=args.device,
         precision=args.precision, worker_threads=args.worker_threads, seed=args.seed, status_path=args.status,
         blocksize=args.blocksize, max_block=max(4096, args.blocksize))
-    engine = Engine(settings)
+    if args.headless:
+        output = AudioFile(Path(args.output), blocksize=args.blocksize)
+    else:
+        output = SoundCard(args.out_device, args.host_api, args.blocksize, latency)
+    engine = Engine(settings, output)
     try:
-        if args.headless:
-            output = FileSink(engine.mixer, args.output, blocksize=args.blocksize)
-        else:
-            output = SoundCardOutput(engine.mixer, args.out_device, args.host_api, args.blocksize, latency)
+        engine.start()
     except (OutputError, ValueError) as err:
+        engine.stop()
         engine.close()
         print(f"livegen: {err}", file=sys.stderr)
         return 2
     log = sys.stderr
-    engine.start()
-    output.start()
     surface = None
     try:
         surface = _ControlSurface(engine, args)
@@ -241,7 +241,7 @@ def _play(args) -> int:
         for name, state in engine.genres.items():
             if state.error:
                 print(f"livegen: genre {name} is out of this set: {state.error}", file=log)
-        print(f"livegen: playing on {output.name} at {settings.bpm:g} BPM (worker on {engine.worker_device})"
+        print(f"livegen: playing on {engine.mixer.output_name} at {settings.bpm:g} BPM (worker on {engine.worker_device})"
               + (", Ctrl-C stops" if args.duration is None else f" for {args.duration:g}s"), file=log)
         surface.run(args.duration, interactive=not args.headless and not args.no_dashboard)
     except KeyboardInterrupt:
@@ -251,7 +251,6 @@ def _play(args) -> int:
             surface.stop()
         if engine.recorder is not None:
             print(f"livegen: recorded {engine.stop_recording()}", file=log)
-        output.stop()
         engine.stop()
         engine.close()
     if args.headless:

@@ -84,9 +84,10 @@ class GriffinLim:
         length = (magnitude.shape[-1] - 1) * self.hop_length
         # The same starting phase for every item, so a clip decodes the same in any batch.
         generator = torch.Generator(device="cpu").manual_seed(seed)
-        phase = torch.rand(magnitude.shape[-2:], generator=generator).expand(magnitude.shape) * (2 * torch.pi)
-        angles = torch.polar(torch.ones_like(phase), phase).to(self.device)
-        previous = torch.zeros_like(angles)
+        phase = torch.rand(magnitude.shape[-2:], generator=generator) * (2 * torch.pi)
+        # One (bins, frames) phase moved to the device and broadcast: not a copy per batch item.
+        angles = torch.polar(torch.ones_like(phase), phase).to(self.device).expand(magnitude.shape)
+        previous = torch.zeros(magnitude.shape, dtype=angles.dtype, device=self.device)
         for _ in range(n_iter):
             rebuilt = self._stft(self._istft(magnitude * angles, length))
             # Momentum step, then keep only the phase.

@@ -2,22 +2,21 @@
 
     actions (CLI, keys, MIDI, tests) --command queue--> control thread
     control thread --LoopRequest--> worker process --LoopReady--> buffers (per genre)
-    control thread --Launch at a grid sample--> mixer (audio callback)
+    control thread --launch at a grid sample--> audio process (mixer in the audio callback)
 
 Everything that decides happens in one control thread, so the engine's state
-needs no locks; other threads talk to it through ``_commands``. The audio
-callback only ever sees finished ``Launch`` objects.
+needs no locks; other threads talk to it through ``_commands``. The mixer runs
+in a process of its own (``audio.py``) so that nothing here can delay a block;
+the engine sees it through ``RemoteMixer``.
 """
 
 from __future__ import annotations
 
-import gc
 import json
 import multiprocessing
 import os
 import queue
 import random
-import sys
 import threading
 import time
 from collections import deque
@@ -29,8 +28,9 @@ from typing import Callable
 import numpy as np
 
 from ..presets import PRESETS_DIR, SAMPLERS, PresetError, load_genre
+from .audio import RemoteMixer
 from .loopbank import LoopBank, slot_frames_for
-from .mixer import Launch, Mixer, Voice, equal_power_fade
+from .mixer import equal_power_fade
 from .transport import QUANTISE_BARS, Transport
 from .worker import (GenreError, LoopFailed, LoopReady, LoopRequest, WorkerConfig, WorkerReady,
                      worker_main)
@@ -100,11 +100,11 @@ class GenreState:
 
 class Engine:
     # The control thread sleeps until a command or a worker message arrives, or this many seconds
-    # pass (launch lookahead is 100 ms). Each wake-up competes with the callback for the GIL.
+    # pass (launch lookahead is 100 ms).
     CONTROL_TICK = 0.02
-    SWITCH_INTERVAL = 0.001  # seconds a Python thread may hold the GIL before handing over
 
-    def __init__(self, settings: EngineSettings):
+    def __init__(self, settings: EngineSettings, output=None):
+        """``output``: where the set plays, an ``outputs.SoundCard`` or ``outputs.AudioFile``."""
         if not settings.genres:
             raise EngineError("no genre to play: name at least one")
         if settings.quantise not in QUANTISE_BARS:
@@ -123,10 +123,11 @@ class Engine:
         self.auto_bars = settings.auto_bars
         self.transport = Transport(settings.sample_rate, settings.bpm)
         self.target_bpm = settings.bpm  # the tempo loops are made for; the grid follows at a bar line
-        self.mixer = Mixer(settings.sample_rate, settings.channels, max_block=settings.max_block, gain=settings.gain)
         self._fade = equal_power_fade(int(settings.crossfade_ms * settings.sample_rate / 1000))
         slots = len(self.genres) * settings.depth + 8  # + playing, outgoing, pending, cue, re-tempo, modes
         self.bank = LoopBank(slots, slot_frames_for(settings.sample_rate, settings.min_bpm))
+        self.output = output
+        self.mixer = RemoteMixer(self.bank, settings.sample_rate, settings.channels, settings.max_block, settings.gain)
         self._seed = settings.seed if settings.seed is not None else random.randrange(2**31)
         self._next_id = 1
         self.loops: dict[int, LoopInfo] = {}  # every loop that holds a slot, ready or on stage
@@ -139,10 +140,12 @@ class Engine:
         self._retempo_pending = False
         self._next_auto_beat: float | None = None
         self._launches_seen = 0
+        self._bumps_seen = 0
         self._last_launch_sample = 0
         self.playing: LoopInfo | None = None
         self.next_up: LoopInfo | None = None
         self.worker_restarts = 0
+        self._audio_lost = False
         self.worker_state = "starting"
         self.worker_device = "?"
         self.errors: deque[str] = deque(maxlen=20)
@@ -169,13 +172,10 @@ class Engine:
 
     # ------------------------------------------------------------ life cycle
     def start(self) -> "Engine":
-        # The callback needs the GIL: a busy Python thread may keep it for a whole switch interval
-        # (5 ms by default, about one 256-frame block at 48 kHz). Shorter turns keep it on time.
-        sys.setswitchinterval(self.SWITCH_INTERVAL)
-        # A full garbage collection holds the GIL for milliseconds; what exists by now lives for the
-        # whole set, so it is frozen out of the collector's scans.
-        gc.collect()
-        gc.freeze()
+        """Open the output (raises ``OutputError`` if it cannot), start the worker and the control thread."""
+        if self.output is None:
+            raise EngineError("the engine has no output to play into (outputs.SoundCard or outputs.AudioFile)")
+        self.mixer.start(self.output)
         if self.settings.status_path is not None:
             self.settings.status_path.parent.mkdir(parents=True, exist_ok=True)
             self._status_file = open(self.settings.status_path, "a", buffering=1)
@@ -202,17 +202,17 @@ class Engine:
         os.write(self._wake_write, b"!")
         if self._thread.is_alive():
             self._thread.join()
+        self.mixer.stop()  # the music stops now, not after the worker has wound down
         self._stop_worker()
         if self._status_file is not None:
             self._write_status()
             self._status_file.close()
         for fd in (self._wake_read, self._wake_write):
             os.close(fd)
-        self.mixer.pending = self.mixer.cue = None
 
     def close(self) -> None:
-        """Release the shared loop memory (after the output has stopped)."""
-        self.mixer.current = self.mixer.outgoing = None
+        """Release the shared memory (after ``stop``)."""
+        self.mixer.close()
         self.bank.close()
 
     # ------------------------------------------------------------ worker
@@ -278,6 +278,11 @@ class Engine:
         self.worker_state = "restarting"
         self._note(f"worker stopped (exit code {code}); restarting", kind="worker_restart")
 
+    def _check_audio(self) -> None:
+        if not self.mixer.alive and not self._audio_lost:
+            self._audio_lost = True
+            self._note("the audio process stopped: nothing is playing", kind="error")
+
     def _send(self, request: LoopRequest) -> None:
         try:
             self._requests.send(request)
@@ -337,7 +342,7 @@ class Engine:
         from .mixer import dj_filter
 
         self.filter = float(min(max(position, -1.0), 1.0))
-        self.mixer.filter_coefficients = dj_filter(self.filter, self.settings.sample_rate)
+        self.mixer.set_filter(dj_filter(self.filter, self.settings.sample_rate))
 
     def toggle_cue(self) -> None:
         def apply():
@@ -408,6 +413,7 @@ class Engine:
                     command()
                 self._read_results()
                 self._check_worker()
+                self._check_audio()
                 self._follow_mixer()
                 self._refill()
                 self._first_launch()
@@ -535,8 +541,8 @@ class Engine:
 
     def _retempo(self, info: LoopInfo) -> None:
         """A buffered loop at an old tempo: let the worker re-stretch it into a fresh slot."""
-        if self.mixer.cue is not None and self.mixer.cue.loop_id == info.loop_id:
-            self.mixer.cue = None  # its slot is about to be rewritten
+        if self.mixer.cue_id == info.loop_id:
+            self.mixer.set_cue(None)  # its slot is about to be rewritten
         self.loops.pop(info.loop_id, None)
         self.bank.give_back(info.slot)
         request = self._request(info.genre, mode="retempo", source=info)
@@ -560,17 +566,7 @@ class Engine:
         self._launch(state.ready.popleft())
 
     def _launch(self, info: LoopInfo, at: int | None = None, fade: np.ndarray | None = None, offset: int = 0) -> None:
-        waiting = self.mixer.waiting
-        if waiting is not None:  # a launch not yet begun gives way to the newer one
-            self.mixer.pending = None
-            playing = {v.loop_id for v in (self.mixer.current, self.mixer.outgoing) if v is not None}
-            bumped_id = waiting.voice.loop_id
-            # The bumped loop goes back to its buffer, unless it is sounding already (a relaunch of
-            # the playing loop) or is about to be launched again now, or the callback took it meanwhile.
-            if self.mixer.taken is not waiting and bumped_id not in playing and bumped_id != info.loop_id:
-                bumped = self._on_stage.pop(bumped_id, None)
-                if bumped is not None:
-                    self.genres[bumped.genre].ready.appendleft(bumped)
+        # A launch not yet begun gives way to this one: the audio process reports it as bumped.
         fade = self._fade if fade is None else fade
         if self.playing is None:
             fade = fade[:0]  # the very first loop starts cleanly, no fade from silence
@@ -579,15 +575,14 @@ class Engine:
         elif at is None and self.quantise != "off":
             at = self._next_line(self.quantise)
         # Keep each fade whole: a launch may not begin before the last one has finished.
-        outgoing = self.mixer.outgoing
-        if outgoing is not None:
+        outgoing_end = self.mixer.outgoing_end
+        if outgoing_end is not None:
             at = max(self.mixer.clock + 2 * self.settings.blocksize + len(fade) if at is None else at,
-                     outgoing.fade_start + len(outgoing.fade) + len(fade))
+                     outgoing_end + len(fade))
         fade = fade[:max(0, min(len(fade), info.frames // 2))]
-        voice = Voice(self.bank.view(info.slot, info.frames), info.loop_id)
         self._on_stage[info.loop_id] = info
         self.next_up = info
-        self.mixer.pending = Launch(voice, at, fade, offset)
+        self.mixer.launch(info.loop_id, info.slot, info.frames, at, fade, offset)
 
     def _swap_restretched(self, info: LoopInfo, playing_id: int) -> None:
         """The playing loop re-stretched: it takes over at the next bar line, from the bar the old copy
@@ -606,7 +601,17 @@ class Engine:
 
     def _follow_mixer(self) -> None:
         """Learn from the callback what has launched, and free the slots of loops that left the stage."""
-        for loop_id, at in self.mixer.launches(self._launches_seen):
+        mixer = self.mixer
+        held = mixer.held()
+        for loop_id in mixer.bumped(self._bumps_seen):
+            self._bumps_seen += 1
+            # A launch replaced before it began: its loop goes back to the front of its buffer,
+            # unless it is sounding or scheduled again (a relaunch of the playing loop).
+            bumped = self._on_stage.pop(loop_id, None) if loop_id not in held else None
+            if bumped is not None:
+                self._stage_misses.pop(loop_id, None)
+                self.genres[bumped.genre].ready.appendleft(bumped)
+        for loop_id, at in mixer.launches(self._launches_seen):
             self._launches_seen += 1
             info = self._on_stage.get(loop_id)
             if info is None:
@@ -623,12 +628,7 @@ class Engine:
                                 "mode": info.mode, "from": previous.loop_id if previous else None})
             if not self.started.is_set():
                 self.started.set()
-        self.transport.advance(self.mixer.clock)
-        mixer = self.mixer
-        held = {v.loop_id for v in (mixer.current, mixer.outgoing, mixer.cue) if v is not None}
-        for launch in (mixer.pending, mixer.taken):
-            if launch is not None:
-                held.add(launch.voice.loop_id)
+        self.transport.advance(mixer.clock)
         for loop_id in list(self._on_stage):
             if loop_id in held:
                 self._stage_misses.pop(loop_id, None)
@@ -656,17 +656,17 @@ class Engine:
         if self.settings.channels < 4:
             return
         coming = self._coming_next() if self.cue_enabled else None
-        cue = self.mixer.cue
+        cue_id = self.mixer.cue_id
         if coming is None:
-            self.mixer.cue = None
-        elif cue is None or cue.loop_id != coming.loop_id:
-            voice = Voice(self.bank.view(coming.slot, coming.frames), coming.loop_id)
-            voice.start = self.mixer.clock  # the preview starts from the loop's top
-            self.mixer.cue = voice
+            if cue_id is not None:
+                self.mixer.set_cue(None)
+        elif cue_id != coming.loop_id:
+            # the preview starts from the loop's top
+            self.mixer.set_cue(coming.loop_id, coming.slot, coming.frames, start=self.mixer.clock)
 
     def _first_launch(self) -> None:
         """The set begins with the first ready loop of the selected genre."""
-        if self.playing is None and self.mixer.pending is None and self.genres[self.selected].ready:
+        if self.playing is None and not self.mixer.launches_sent and self.genres[self.selected].ready:
             self._launch(self.genres[self.selected].ready.popleft())
 
     def _auto_launch(self) -> None:
@@ -676,7 +676,7 @@ class Engine:
         if self._next_auto_beat is None:
             start = self._last_launch_sample
             self._next_auto_beat = round(self.transport.beat_at(start) / per_bar) * per_bar + self.auto_bars * per_bar
-        if self.mixer.waiting is not None or self._waiting is not None:
+        if self.mixer.waiting or self._waiting is not None:
             return
         at = round(self.transport.sample_of_beat(self._next_auto_beat))
         lead = 2 * self.settings.blocksize + len(self._fade) + int(0.1 * self.settings.sample_rate)
@@ -768,6 +768,8 @@ class Engine:
             "underflows": self.mixer.underflows,
             "worker": {"state": self.worker_state, "device": self.worker_device, "restarts": self.worker_restarts,
                        "pid": self.worker_pid, "in_flight": len(self._in_flight)},
+            "output": {"name": self.mixer.output_name, "latency_ms": round(self.mixer.output_latency * 1000, 2),
+                       "running": not self._audio_lost},
             "realtime_factor": round(self._audio_seconds / self._work_seconds, 3) if self._work_seconds else None,
             "level": round(float(self.mixer.level), 4),
             "depth": self.settings.depth, "gain": round(self.mixer.gain, 3), "filter": round(self.filter, 3),

@@ -23,25 +23,28 @@ def slot_frames_for(sample_rate: int, min_bpm: float) -> int:
     return int(math.ceil(MAX_LOOP_BEATS * 60.0 / min_bpm * sample_rate)) + 1
 
 
+def shared_block(size: int, name: str | None = None) -> SharedMemory:
+    """A new shared memory block of ``size`` bytes, or (``name``) an existing one, attached."""
+    if name is None:
+        return SharedMemory(create=True, size=size)
+    # Only the creator may track the block: an attaching process that registers it
+    # would have it unlinked when that process exits (CPython bpo-39959).
+    register = resource_tracker.register
+    resource_tracker.register = lambda *args, **kwargs: None
+    try:
+        return SharedMemory(name=name)
+    finally:
+        resource_tracker.register = register
+
+
 class LoopBank:
     """``slots`` x ``slot_frames`` float32 mono audio in one shared block."""
 
     def __init__(self, slots: int, slot_frames: int, name: str | None = None):
         self.slots, self.slot_frames = slots, slot_frames
         size = slots * slot_frames * 4
-        if name is None:
-            self._shm = SharedMemory(create=True, size=size)
-            self.owner = True
-        else:
-            # Only the creator may track the block: an attaching process that registers it
-            # would have it unlinked when that process exits (CPython bpo-39959).
-            register = resource_tracker.register
-            resource_tracker.register = lambda *args, **kwargs: None
-            try:
-                self._shm = SharedMemory(name=name)
-            finally:
-                resource_tracker.register = register
-            self.owner = False
+        self._shm = shared_block(size, name)
+        self.owner = name is None
         self.name = self._shm.name
         self.audio = np.ndarray((slots, slot_frames), dtype=np.float32, buffer=self._shm.buf)
         self._free = list(range(slots)) if self.owner else []

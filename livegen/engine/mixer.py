@@ -6,9 +6,11 @@ lands exactly on the launch sample, the fade running over the frames just
 before it. Then master gain, a gain-riding limiter and a hard ceiling.
 
 Rules of the callback, kept here: every buffer is allocated up front, nothing
-waits on a lock, nothing logs, nothing touches torch. The engine's control
-thread hands over work by replacing one attribute (``pending``); the callback
-hands back by counters and a small launch log.
+waits on a lock, nothing logs, nothing touches torch. Work is handed over by
+replacing one attribute (``pending``); the callback hands back through a
+``MixerState``: counters, what is on stage and a launch log, in memory that the
+engine's process can read (the mixer runs in a process of its own, see
+``audio.py``).
 """
 
 from __future__ import annotations
@@ -48,6 +50,82 @@ def dj_filter(position: float, sample_rate: int) -> tuple[np.ndarray, np.ndarray
     return b / a[0], a / a[0]
 
 
+class MixerState:
+    """What the callback publishes: plain numbers in one block, shared with the engine's process.
+
+    Each field has one writer (the callback, or the audio process's command loop), so no
+    locks are needed; a reader may see a field one block old, never a torn launch log row
+    it has not been told about (the count is written last).
+    """
+
+    # int64 fields
+    (CLOCK, UNDERFLOWS, LATE_LAUNCHES, LAUNCH_COUNT, APPLIED, TAKEN, CURRENT_ID, CURRENT_START, CURRENT_FRAMES,
+     OUTGOING_ID, OUTGOING_END, PENDING_ID, CUE_ID, BUMP_COUNT) = range(14)
+    INTS = 16
+    LEVEL, CLOCK_TIME = range(2)  # float64 fields
+    FLOATS = 2
+    LAUNCH_LOG = 256  # (loop id, launch sample) rows, a ring
+    BUMP_LOG = 64  # loop ids of launches replaced before they began, a ring
+    TAP_SECONDS = 8.0  # recorder ring: how far the recorder's thread may fall behind
+
+    def __init__(self, sample_rate: int, tap_channels: int = 2, name: str | None = None, shared: bool = True):
+        from .loopbank import shared_block
+
+        self.tap_frames = int(self.TAP_SECONDS * sample_rate)
+        shapes = [("ints", np.int64, (self.INTS,)), ("floats", np.float64, (self.FLOATS,)),
+                  ("launch_log", np.int64, (self.LAUNCH_LOG, 2)), ("bump_log", np.int64, (self.BUMP_LOG,)),
+                  ("tap_counts", np.int64, (Ring.COUNTS,)), ("tap_data", np.float32, (self.tap_frames, tap_channels))]
+        size = sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for _, dtype, shape in shapes)
+        self._shm = shared_block(size, name) if shared else None
+        buffer = self._shm.buf if shared else bytearray(size)
+        offset = 0
+        for field, dtype, shape in shapes:
+            array = np.ndarray(shape, dtype=dtype, buffer=buffer, offset=offset)
+            setattr(self, field, array)
+            offset += array.nbytes
+        if name is None:
+            self.ints[:] = 0
+            self.ints[[self.CURRENT_ID, self.OUTGOING_ID, self.PENDING_ID, self.CUE_ID, self.TAKEN]] = -1
+            self.floats[:] = 0.0
+        self.name = self._shm.name if shared else None
+        self.owner = name is None
+
+    def launches(self, since: int) -> list[tuple[int, int]]:
+        """(loop id, launch sample) of the launches numbered ``since`` onwards."""
+        count = int(self.ints[self.LAUNCH_COUNT])
+        log = self.launch_log
+        return [(int(log[i % self.LAUNCH_LOG, 0]), int(log[i % self.LAUNCH_LOG, 1]))
+                for i in range(max(since, count - self.LAUNCH_LOG), count)]
+
+    def bumped(self, since: int) -> list[int]:
+        """Loop ids of launches replaced before they began, numbered ``since`` onwards."""
+        count = int(self.ints[self.BUMP_COUNT])
+        return [int(self.bump_log[i % self.BUMP_LOG]) for i in range(max(since, count - self.BUMP_LOG), count)]
+
+    def tap(self) -> "Ring":
+        """The recorder ring over this block's tap arrays."""
+        return Ring(self.tap_frames, self.tap_data.shape[1], data=self.tap_data, counts=self.tap_counts)
+
+    def close(self) -> None:
+        if self._shm is None:
+            return
+        for field in ("ints", "floats", "launch_log", "bump_log", "tap_counts", "tap_data"):
+            setattr(self, field, None)
+        self._shm.close()
+        if self.owner:
+            self._shm.unlink()
+        self._shm = None
+
+
+def _published(index: int, floats: bool = False):
+    """A Mixer attribute kept in its ``MixerState`` (readable from the engine's process)."""
+    if floats:
+        return property(lambda self: float(self.state.floats[index]),
+                        lambda self, value: self.state.floats.__setitem__(index, value))
+    return property(lambda self: int(self.state.ints[index]),
+                    lambda self, value: self.state.ints.__setitem__(index, value))
+
+
 class Voice:
     """One loop on stage: its audio (a view into the loop bank) and when its first sample plays."""
 
@@ -70,33 +148,52 @@ class Launch:
     taking over mid-loop continues from the bar it had reached).
     """
 
-    __slots__ = ("voice", "at", "fade", "offset")
+    __slots__ = ("voice", "at", "fade", "offset", "seq")
 
-    def __init__(self, voice: Voice, at: int | None, fade: np.ndarray, offset: int = 0):
+    def __init__(self, voice: Voice, at: int | None, fade: np.ndarray, offset: int = 0, seq: int = 0):
         self.voice, self.at, self.fade, self.offset = voice, None if at is None else int(at), fade, int(offset)
+        self.seq = seq  # the command that scheduled it: published as TAKEN when the callback begins it
 
 
 class Ring:
-    """Single-producer, single-consumer ring of audio frames (callback -> writer thread)."""
+    """Single-producer, single-consumer ring of audio frames (callback -> writer thread).
 
-    def __init__(self, frames: int, channels: int):
-        self.data = np.zeros((frames, channels), np.float32)
-        self.written = 0  # frames ever written (producer owns)
-        self.consumed = 0  # frames ever read (consumer owns)
-        self.dropped = 0  # frames lost because the consumer fell a whole ring behind
-        self.first_sample = -1  # output sample of the first frame written (set by the mixer)
+    Its counters live in a small int64 array so that ring and counters can sit in shared
+    memory, the producer in one process and the consumer in another.
+    """
+
+    COUNTS = 4
+    WRITTEN, CONSUMED, DROPPED, FIRST_SAMPLE = range(COUNTS)
+
+    def __init__(self, frames: int, channels: int, data: np.ndarray | None = None, counts: np.ndarray | None = None):
+        self.data = np.zeros((frames, channels), np.float32) if data is None else data
+        self.counts = np.zeros(self.COUNTS, np.int64) if counts is None else counts
+        self.reset()
+
+    def reset(self) -> None:
+        """Empty, before the producer starts (not while it writes)."""
+        self.counts[:] = 0
+        self.counts[self.FIRST_SAMPLE] = -1
+
+    # frames ever written (producer owns), ever read (consumer owns), lost because the consumer
+    # fell a whole ring behind; output sample of the first frame written (set by the mixer)
+    written = property(lambda self: int(self.counts[Ring.WRITTEN]))
+    consumed = property(lambda self: int(self.counts[Ring.CONSUMED]))
+    dropped = property(lambda self: int(self.counts[Ring.DROPPED]))
+    first_sample = property(lambda self: int(self.counts[Ring.FIRST_SAMPLE]))
 
     def write(self, block: np.ndarray) -> None:
-        n, capacity = len(block), len(self.data)
-        if self.written + n - self.consumed > capacity:
-            self.dropped += n
+        counts = self.counts
+        n, capacity, written = len(block), len(self.data), int(counts[Ring.WRITTEN])
+        if written + n - int(counts[Ring.CONSUMED]) > capacity:
+            counts[Ring.DROPPED] += n
             return
-        i = self.written % capacity
+        i = written % capacity
         k = min(n, capacity - i)
         self.data[i:i + k] = block[:k]
         if k < n:
             self.data[:n - k] = block[k:]
-        self.written += n
+        counts[Ring.WRITTEN] = written + n  # last: the consumer reads only what is complete
 
     def read(self) -> np.ndarray:
         """Everything written since the last read, as a new array (consumer side)."""
@@ -104,38 +201,41 @@ class Ring:
         capacity = len(self.data)
         idx = np.arange(start, end) % capacity
         out = self.data[idx]
-        self.consumed = end
+        self.counts[Ring.CONSUMED] = end
         return out
 
 
 class Mixer:
-    LAUNCH_LOG = 256
+    LAUNCH_LOG = MixerState.LAUNCH_LOG
+
+    # What the engine reads, kept in the state block.
+    clock = _published(MixerState.CLOCK)  # output frames rendered so far
+    underflows = _published(MixerState.UNDERFLOWS)
+    late_launches = _published(MixerState.LATE_LAUNCHES)  # launches seen after their fade should have begun
+    launch_count = _published(MixerState.LAUNCH_COUNT)
+    level = _published(MixerState.LEVEL, floats=True)  # peak of the last block, after gain
+    clock_time = _published(MixerState.CLOCK_TIME, floats=True)  # perf_counter() as the last block began
 
     def __init__(self, sample_rate: int, channels: int = 2, max_block: int = 8192, gain: float = 0.8,
-                 ceiling: float = 0.95, release_seconds: float = 0.5):
+                 ceiling: float = 0.95, release_seconds: float = 0.5, state: MixerState | None = None):
         if channels < 1:
             raise ValueError("the mixer needs at least one output channel")
         self.sample_rate = sample_rate
         self.channels = channels
         self.max_block = max_block
+        self.state = state if state is not None else MixerState(sample_rate, min(channels, 2), shared=False)
         self.gain = gain  # master gain, set by the engine
         self.ceiling = ceiling
         self._release = 1.0 - np.exp(-1.0 / max(release_seconds * sample_rate / 256.0, 1.0))
         self.current: Voice | None = None
         self.outgoing: Voice | None = None
-        # Hand-over with one writer per attribute: the engine writes ``pending``, the callback
+        # Hand-over with one writer per attribute: the command side writes ``pending``, the callback
         # writes ``taken`` when it begins a launch. A launch is waiting while pending is not taken.
         self.pending: Launch | None = None
         self.taken: Launch | None = None
         self.cue: Voice | None = None  # headphone preview on channels 3-4, when there are four
         self.cue_gain = 0.8
         self.tap: Ring | None = None  # recorder input: the master pair
-        self.clock = 0  # output frames rendered so far
-        self.underflows = 0
-        self.late_launches = 0  # launches the callback saw after their fade should have begun
-        self.launch_log = np.zeros((self.LAUNCH_LOG, 2), np.int64)  # (loop id, launch sample)
-        self.launch_count = 0
-        self.level = 0.0  # peak of the last block, after gain
         self._limit = 1.0
         self._applied = gain
         self._mix = np.zeros(max_block, np.float32)
@@ -146,7 +246,6 @@ class Mixer:
         # DJ filter: (b, a) of a biquad set by the engine, None when flat; its state lives here.
         self.filter_coefficients: tuple[np.ndarray, np.ndarray] | None = None
         self._filter_state = np.zeros(2, np.float64)
-        self.clock_time = 0.0  # time.perf_counter() when the last block began: maps samples to time
 
     # ------------------------------------------------------------ the callback
     def render(self, out: np.ndarray) -> None:
@@ -168,6 +267,7 @@ class Mixer:
             self._add(outgoing, t0, n, fading_in=False)
             if t0 + n >= outgoing.fade_start + len(outgoing.fade):
                 self.outgoing = None
+                self.state.ints[MixerState.OUTGOING_ID] = -1
 
         coefficients = self.filter_coefficients
         if coefficients is not None:
@@ -192,7 +292,7 @@ class Mixer:
         tap = self.tap
         if tap is not None:
             if tap.written == 0:
-                tap.first_sample = t0
+                tap.counts[Ring.FIRST_SAMPLE] = t0
             tap.write(out[:, :2] if self.channels > 1 else out)
         self.clock = t0 + n
 
@@ -207,17 +307,25 @@ class Mixer:
         voice.start = at - launch.offset
         voice.fade_start = at - len(fade)
         voice.fade = fade
+        ints = self.state.ints
         old = self.current
         if old is not None:
             old.fade_start = at - len(fade)
             old.fade = fade
             self.outgoing = old
+            ints[MixerState.OUTGOING_ID] = old.loop_id
+            ints[MixerState.OUTGOING_END] = at
         self.current = voice
         self.taken = launch
-        row = self.launch_count % self.LAUNCH_LOG
-        self.launch_log[row, 0] = voice.loop_id
-        self.launch_log[row, 1] = at
-        self.launch_count += 1
+        ints[MixerState.CURRENT_ID] = voice.loop_id
+        ints[MixerState.CURRENT_START] = voice.start
+        ints[MixerState.CURRENT_FRAMES] = voice.frames
+        ints[MixerState.TAKEN] = launch.seq
+        count = int(ints[MixerState.LAUNCH_COUNT])
+        row = count % self.LAUNCH_LOG
+        self.state.launch_log[row, 0] = voice.loop_id
+        self.state.launch_log[row, 1] = at
+        ints[MixerState.LAUNCH_COUNT] = count + 1  # last: the row is complete when it is counted
 
     def _fill(self, voice: Voice, t0: int, n: int) -> None:
         """The voice's audio for output samples t0..t0+n into the source scratch, looping round."""
@@ -280,16 +388,27 @@ class Mixer:
         np.clip(mix, -1.0, 1.0, out=mix)
         self.level = peak * new
 
-    # ------------------------------------------------------------ engine side
+    # ------------------------------------------------------------ command side (outside the callback)
     @property
     def waiting(self) -> Launch | None:
         """The scheduled launch the callback has not begun, if any."""
         launch = self.pending
         return launch if launch is not None and launch is not self.taken else None
 
+    def schedule(self, launch: Launch) -> None:
+        """Hand a launch to the callback; one it has not begun yet gives way (and is logged as bumped)."""
+        replaced = self.waiting
+        self.pending = launch
+        ints = self.state.ints
+        ints[MixerState.PENDING_ID] = launch.voice.loop_id
+        if replaced is not None and self.taken is not replaced:
+            count = int(ints[MixerState.BUMP_COUNT])
+            self.state.bump_log[count % MixerState.BUMP_LOG] = replaced.voice.loop_id
+            ints[MixerState.BUMP_COUNT] = count + 1
+
+    def set_cue(self, voice: Voice | None) -> None:
+        self.cue = voice
+        self.state.ints[MixerState.CUE_ID] = -1 if voice is None else voice.loop_id
+
     def launches(self, since: int) -> list[tuple[int, int]]:
-        """(loop id, launch sample) of launches numbered ``since`` onwards (engine thread)."""
-        count = self.launch_count
-        since = max(since, count - self.LAUNCH_LOG)
-        return [(int(self.launch_log[i % self.LAUNCH_LOG, 0]), int(self.launch_log[i % self.LAUNCH_LOG, 1]))
-                for i in range(since, count)]
+        return self.state.launches(since)

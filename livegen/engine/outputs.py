@@ -1,9 +1,14 @@
-"""Where the mixer's blocks go: a sound card (sounddevice) or a file clocked in real time."""
+"""Where the mixer's blocks go: a sound card (sounddevice) or a file clocked in real time.
+
+The engine is given a description (``SoundCard`` or ``AudioFile``); the audio
+process opens it (``open``) beside its mixer, so the callback runs there.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +73,31 @@ def resolve_output(device: str | int | None, host_api: str | int | None) -> int:
     return index
 
 
+@dataclass(frozen=True)
+class SoundCard:
+    """Play through a sounddevice output: device and host API by index, name or part of a name."""
+
+    device: str | int | None = None
+    host_api: str | int | None = None
+    blocksize: int = 256
+    latency: str | float = "low"
+
+    def open(self, mixer: Mixer) -> "SoundCardOutput":
+        return SoundCardOutput(mixer, self.device, self.host_api, self.blocksize, self.latency)
+
+
+@dataclass(frozen=True)
+class AudioFile:
+    """Play into a WAV/FLAC file, block by block at the pace of a sound card (headless)."""
+
+    path: Path
+    blocksize: int = 1024
+    realtime: bool = True
+
+    def open(self, mixer: Mixer) -> "FileSink":
+        return FileSink(mixer, self.path, self.blocksize, self.realtime)
+
+
 class SoundCardOutput:
     """The mixer as a sounddevice callback: the block size and latency the card is asked for."""
 
@@ -118,7 +148,6 @@ class FileSink:
         self.latency = self.blocksize / mixer.sample_rate
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="livegen-file-sink", daemon=True)
-        self.late_blocks = 0  # blocks rendered after their real-time deadline had passed
 
     def _run(self) -> None:
         block = np.zeros((self.blocksize, self.mixer.channels), np.float32)
@@ -133,8 +162,8 @@ class FileSink:
                 wait = deadline - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
-                elif wait < -period:
-                    self.late_blocks += 1
+                elif wait < -period:  # a sound card would have run dry here
+                    self.mixer.underflows += 1
 
     def start(self) -> None:
         self._thread.start()

@@ -8,12 +8,10 @@ keeps its frames; only its total length is unknown until it is closed.)
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 
-from .mixer import Mixer, Ring
 
 _SFC_UPDATE_HEADER_NOW = 0x1060  # libsndfile: rewrite the header to match the data written so far
 
@@ -58,12 +56,13 @@ class AudioFileWriter:
 
 
 class Recorder:
-    """Records the master output: the callback feeds a ring, a thread writes it out."""
+    """Records the master output: the callback feeds a ring (the mixer's tap), a thread writes it out."""
 
-    def __init__(self, mixer: Mixer, path: str | Path, ring_seconds: float = 8.0, poll_seconds: float = 0.1):
-        self.mixer = mixer
+    def __init__(self, mixer, path: str | Path, poll_seconds: float = 0.1):
+        self.mixer = mixer  # a RemoteMixer: open_tap / close_tap
         self.writer = AudioFileWriter(path, mixer.sample_rate, channels=min(mixer.channels, 2))
-        self.ring = Ring(int(ring_seconds * mixer.sample_rate), self.writer._file.channels)
+        self.ring = None
+        self._first_sample = self._dropped = -1  # kept when the ring (shared memory) is let go
         self._poll = poll_seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="livegen-recorder", daemon=True)
@@ -73,8 +72,8 @@ class Recorder:
         return self.writer.path
 
     def start(self) -> "Recorder":
+        self.ring = self.mixer.open_tap()  # from the callback's next block on
         self._thread.start()
-        self.mixer.tap = self.ring  # from the callback's next block on
         return self
 
     def _run(self) -> None:
@@ -88,20 +87,21 @@ class Recorder:
             self.writer.write(block)
 
     def stop(self) -> Path:
-        if self.mixer.tap is self.ring:
-            self.mixer.tap = None
-        time.sleep(0.05)  # a block the callback is writing right now lands first
+        self.mixer.close_tap()
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
         self.writer.close()
+        self._first_sample, self._dropped = self.start_sample, self.dropped
+        self.ring = None  # the mixer's shared memory can be closed now
         return self.writer.path
 
     @property
     def start_sample(self) -> int:
         """Output sample of the recording's first frame (-1 until the callback wrote one)."""
-        return self.ring.first_sample
+        return self.ring.first_sample if self.ring is not None else self._first_sample
 
     @property
     def dropped(self) -> int:
-        return self.ring.dropped
+        """Frames lost because the writer fell a whole ring behind."""
+        return self.ring.dropped if self.ring is not None else self._dropped

@@ -11,7 +11,7 @@ import soundfile
 from livegen.control import Controls, load_mapping
 from livegen.control.clock import TICKS_PER_BEAT, bar_phase_error, sample_at
 from livegen.control.midi import MidiControl
-from livegen.engine import Engine, EngineSettings, FileSink
+from livegen.engine import AudioFile, Engine, EngineSettings
 from livegen.presets import PRESETS_DIR
 from tests.waiting import wait_for
 
@@ -47,13 +47,10 @@ def sender(jack_midi):
 def engine(jack_midi, tmp_path_factory):
     folder = tmp_path_factory.mktemp("set")
     engine = Engine(EngineSettings(genres=["techno", "house"], bpm=120.0, depth=2, seed=5, quantise="off",
-                                   gain=0.5, blocksize=256))
-    sink = FileSink(engine.mixer, folder / "set.wav", blocksize=256)
+                                   gain=0.5, blocksize=256), AudioFile(folder / "set.wav", blocksize=256))
     engine.start()
-    sink.start()
     engine.wait_until_playing(timeout=240)
     yield engine
-    sink.stop()
     engine.stop()
     engine.close()
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from livegen.engine import Engine, EngineSettings, FileSink
+from livegen.engine import AudioFile, Engine, EngineSettings
 from livegen.presets import PRESETS_DIR
 from tests.waiting import wait_for
 
@@ -78,17 +78,15 @@ def test_play_without_a_sound_card_says_so(tmp_path):
 
 def test_tempo_change_modes_cue_and_saving_the_playing_loop(tmp_path):
     settings = EngineSettings(genres=["techno"], bpm=128.0, depth=2, seed=21, quantise="beat", channels=4)
-    engine = Engine(settings)
-    sink = FileSink(engine.mixer, tmp_path / "set.wav", blocksize=512)
+    engine = Engine(settings, AudioFile(tmp_path / "set.wav", blocksize=512))
     engine.start()
-    sink.start()
     try:
         engine.wait_until_playing(timeout=240)
         first = engine.snapshot()["playing"]
         assert first["bpm"] == 128.0
         # Four channels: the cue pair previews the loop that comes next.
         coming = wait_for(lambda: engine.snapshot()["next"], 60, "a loop ready to come next", engine.snapshot)
-        wait_for(lambda: engine.mixer.cue is not None and engine.mixer.cue.loop_id == engine.snapshot()["next"]["id"],
+        wait_for(lambda: engine.mixer.cue_id == engine.snapshot()["next"]["id"] and engine.mixer.held() >= {engine.mixer.cue_id},
                  5, "the cue to preview it", engine.snapshot)
         assert coming["id"] != first["id"]
 
@@ -120,7 +118,6 @@ def test_tempo_change_modes_cue_and_saving_the_playing_loop(tmp_path):
         for launch in [e for e in engine.events if e["event"] == "launch"][1:]:
             assert launch["sample"] == launch["grid_sample"]  # on the beat grid, through the tempo change
     finally:
-        sink.stop()
         engine.stop()
         engine.close()
     audio, _ = soundfile.read(tmp_path / "set.wav", dtype="float32")

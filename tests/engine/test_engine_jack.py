@@ -17,32 +17,38 @@ RATE, BPM = 48000, 126.0
 BAR = 4 * 60 / BPM * RATE
 
 
-# On these shared 2-core virtual machines the JACK server now and then finds a client's real-time
-# thread not yet scheduled when its cycle ends (ours, or jack_rec's), and PortAudio flags every such
-# xrun as an output underflow. The capture shows they lose no audio here (check_no_gaps compares
-# every frame); a few of ours are tolerated, and the bench reports the rate over 10 minutes.
-OUR_XRUNS_TOLERATED = 3
+def check_no_underflows(session) -> None:
+    """From the first loop on, JACK never found the engine's client late.
 
-
-def check_xruns(server, before: int, final: dict) -> None:
-    ours = [line for line in server.xruns()[before:] if "client = PortAudio " in line]
-    assert len(ours) <= OUR_XRUNS_TOLERATED, (f"{len(ours)} xruns of the engine's client; PortAudio counted "
-                                              f"{final['underflows']} underflows: {ours}")
+    PortAudio's JACK host API flags an output underflow for an xrun of any client in the graph
+    (jack_rec's too), so its count is checked against the others' xruns rather than against zero.
+    Opening a JACK client can cost an xrun or two before the set begins; that is not play."""
+    ours = [line for line in session["xruns_in_play"] if "client = PortAudio " in line]
+    others = len(session["xruns_in_play"]) - len(ours)
+    underflows = session["final"]["underflows"] - session["underflows_at_play"]
+    assert not ours, f"the engine's client was late {len(ours)} time(s) while playing: {ours}"
+    assert underflows <= others, f"PortAudio flagged {underflows} underflows, other clients' xruns were {others}"
 
 
 def run_session(tmp_path, server, *args, seconds=30, during=None):
-    """Play a session; ``during(out)`` runs in this process while it plays."""
+    """Play a session; ``during(out)`` runs in this process once the set is playing."""
+    import time
+
     env = server.env
     out = tmp_path / "session"
     process = subprocess.Popen([sys.executable, "-m", "tests.engine.jack_session", str(out), "--seconds",
                                 str(seconds), "--bpm", str(BPM), *args], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not (out / "playing").exists() and process.poll() is None:
+        time.sleep(0.05)
+    xruns_at_play = len(server.xruns())
     if during is not None:
         during(out)
     stdout, stderr = process.communicate(timeout=600)
     result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     assert result.returncode == 0, result.stderr[-3000:]
     session = json.loads((out / "session.json").read_text())
+    session["xruns_in_play"] = server.xruns()[xruns_at_play:]
     capture, rate = soundfile.read(out / "capture.wav", dtype="float32")
     record, _ = soundfile.read(out / "record.wav", dtype="float32")
     assert rate == RATE
@@ -75,10 +81,9 @@ def max_jump(audio):
 
 
 def test_thirty_seconds_of_play_tempo_locked_gapless_and_click_free(tmp_path, jack_server):
-    xruns_before = len(jack_server.xruns())
     out, session, capture, record = run_session(tmp_path, jack_server, "--auto-bars", "1")
     final = session["final"]
-    check_xruns(jack_server, xruns_before, final)
+    check_no_underflows(session)
     assert final["late_launches"] == 0
     assert final["worker"]["restarts"] == 0
     assert sum(final["generated"].values()) >= 8  # the worker kept generating while it played
@@ -112,7 +117,6 @@ def test_thirty_seconds_of_play_tempo_locked_gapless_and_click_free(tmp_path, ja
 
 
 def test_killing_the_worker_does_not_stop_the_music(tmp_path, jack_server):
-    xruns_before = len(jack_server.xruns())
     out, session, capture, record = run_session(tmp_path, jack_server, "--auto-bars", "1", "--kill-worker-at", "5",
                                                 seconds=35)
     final = session["final"]
@@ -120,7 +124,7 @@ def test_killing_the_worker_does_not_stop_the_music(tmp_path, jack_server):
     assert final["worker"]["restarts"] == 1
     assert any(e["event"] == "worker_restart" for e in session["events"])
     check_no_gaps(capture, record)  # it kept playing through the crash and the reload
-    check_xruns(jack_server, xruns_before, final)
+    check_no_underflows(session)
     # New loops arrived from the new worker and were launched after the kill.
     assert sum(final["generated"].values()) > session["killed"]["generated"]
     after = [e for e in session["launches"] if e["sample"] > session["killed"]["sample"]]
@@ -128,12 +132,10 @@ def test_killing_the_worker_does_not_stop_the_music(tmp_path, jack_server):
     assert any(e["loop"] > newest_before + 3 for e in after), "no loop made after the restart was launched"
 
 
-def test_a_midi_flood_loses_no_audio(tmp_path, jack_server, monkeypatch):
-    """3000 knob moves a second for 10 s into the engine's MIDI input while it plays through JACK.
-
-    Every message is handled and no audio is lost. Xruns are not asserted here: on these 2-core
-    machines a flood still costs the engine's client some (README, Status), which is open work.
-    """
+def test_a_midi_flood_and_a_busy_engine_never_disturb_the_audio(tmp_path, jack_server, monkeypatch):
+    """3000 knob moves a second for 10 s into the engine's MIDI input while it plays through JACK,
+    and a thread of the engine's process holding the GIL for milliseconds at a time: every message
+    is handled, no audio is lost, and the output never underflows (the mixer has its own process)."""
     import time
 
     import rtmidi
@@ -160,11 +162,9 @@ def test_a_midi_flood_loses_no_audio(tmp_path, jack_server, monkeypatch):
             port.close_port()
             port.delete()
 
-    xruns_before = len(jack_server.xruns())
     out, session, capture, record = run_session(tmp_path, jack_server, "--auto-bars", "2",
-                                                "--midi-virtual", "livegen-flood-in", seconds=25, during=flood)
+                                                "--midi-virtual", "livegen-flood-in", "--hog-gil", seconds=25, during=flood)
     assert sent == [30000]
     assert session["midi_received"] >= 29000  # (JACK may drop a few from a full port buffer)
     check_no_gaps(capture, record, min_seconds=20)
-    ours = [line for line in jack_server.xruns()[xruns_before:] if "client = PortAudio " in line]
-    print(f"xruns of the engine's client during the flood: {len(ours)}")
+    check_no_underflows(session)
