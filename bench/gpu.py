@@ -147,6 +147,16 @@ def gpu_plan(default_steps: int, compile_rows: bool) -> list[Row]:
     return plan
 
 
+def published_size_plan(compile_rows: bool) -> list[Row]:
+    """Only teticio's size, the layouts and compilation the full plan's budget cut (``--focus teticio``)."""
+    plan = [Row("teticio", "bf16", "channels_last", b, 10) for b in (64, 128)]
+    plan.append(Row("teticio", "fp16", "channels_last", 64, 10))
+    plan.append(Row("teticio", "bf16", "-", 64, 10))  # the full plan's best row, again in this run
+    if compile_rows:
+        plan.append(Row("teticio", "bf16", "compile channels_last", 64, 10))
+    return plan
+
+
 def quick_plan(compile_rows: bool) -> list[Row]:
     """Every code path once, small and short (2 steps): a smoke test that runs on a CPU."""
     plan = [Row(SHIPPED, "fp32", "-", 1, 2), Row(SHIPPED, "fp32", "-", 2, 2), Row(SHIPPED, "bf16", "-", 2, 2),
@@ -267,7 +277,7 @@ def child_main(spec: dict) -> None:
     setup_backends(device)
     row = Row(**{k: spec[k] for k in ("model", "precision", "options", "batch", "steps")})
     models = Models(device)
-    model = models.get(row.model, row.precision, "-")
+    model = models.get(row.model, row.precision, "channels_last" if "channels_last" in row.options else "-")
     mode = "reduce-overhead" if "reduce-overhead" in row.options else None
     model.unet = torch.compile(model.unet, mode=mode, dynamic=False)
     # Two warm-ups: the first compiles (and, with CUDA graphs, records), the second must be steady.
@@ -478,6 +488,7 @@ def main() -> None:
     default_steps = shipped_steps()
     compile_rows = not args.no_compile if device.type == "cuda" else args.compile
     plan = (quick_plan(compile_rows) if args.quick
+            else published_size_plan(compile_rows) if args.focus == "teticio"
             else gpu_plan(default_steps, compile_rows))
     models = Models(device)
     done: list[Row] = []
@@ -509,6 +520,7 @@ def parse_args():
     parser.add_argument("--budget", type=float, default=210.0,
                         help="seconds for all rows (rows that would overrun it are skipped)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per row (the median is reported)")
+    parser.add_argument("--focus", choices=["teticio"], help="only the published size's layout and compile rows")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows on a GPU")
     parser.add_argument("--compile", action="store_true", help="a torch.compile row on a CPU too (slow)")
     parser.add_argument("--output", default=None,

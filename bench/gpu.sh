@@ -8,6 +8,14 @@
 # (default 210), the whole script well under 5 minutes.
 #
 #     OUT=/tmp/out bash bench/gpu.sh
+#
+# Filling .whl/ (here, where pip can reach the index; pure-python wheels):
+#
+#     pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl \
+#         diffusers==0.42.1 huggingface_hub accelerate
+#
+# (plus, if the machine's huggingface_hub is older than diffusers needs, the
+# httpx/requests stack the .venv uses with it: `.venv/bin/pip show` lists it).
 set -uo pipefail
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_BREAK_SYSTEM_PACKAGES=1 HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
 rm -rf /tmp/site

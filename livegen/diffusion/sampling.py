@@ -157,7 +157,11 @@ class Keep:
 def _unet(model: LoopModel, x: torch.Tensor, t, labels: torch.Tensor | None) -> torch.Tensor:
     if model.device.type == "cpu":
         x = x.contiguous(memory_format=torch.channels_last)
-    timestep = torch.full((x.shape[0],), int(t), device=model.device, dtype=torch.long)
+    # A tensor step stays on the device: int(t) of a GPU tensor would wait for the GPU every step.
+    if isinstance(t, torch.Tensor):
+        timestep = t.to(model.device, torch.long).reshape(-1).expand(x.shape[0])
+    else:
+        timestep = torch.full((x.shape[0],), int(t), device=model.device, dtype=torch.long)
     with model.autocast():
         return model.unet(x, timestep, class_labels=labels).sample.float()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ def _raise_priority() -> None:
 
 def audio_main(config: AudioConfig, commands, replies) -> None:
     """Entry point of the audio process: open the output, then apply commands until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle: it stops us in order
     bank = LoopBank(config.bank_slots, config.bank_frames, name=config.bank_name)
     state = MixerState(config.sample_rate, min(config.channels, 2), name=config.state_name)
     mixer = Mixer(config.sample_rate, config.channels, max_block=config.max_block, gain=config.gain, state=state)
