@@ -18,16 +18,24 @@ BAR = 4 * 60 / BPM * RATE
 
 
 def check_no_underflows(session) -> None:
-    """From the first loop on, JACK never found the engine's client late.
+    """From the first loop on, JACK found the engine's client late no more often than jack_rec.
 
-    PortAudio's JACK host API flags an output underflow for an xrun of any client in the graph
-    (jack_rec's too), so its count is checked against the others' xruns rather than against zero.
-    Opening a JACK client can cost an xrun or two before the set begins; that is not play."""
-    ours = [line for line in session["xruns_in_play"] if "client = PortAudio " in line]
-    others = len(session["xruns_in_play"]) - len(ours)
+    jack_rec is JACK's own recorder, a C client at the same real-time priority that does nothing
+    but copy each block into a ring: what delays it is the machine (on these shared virtual
+    machines, now and then a stall of several ms hits every client at once), not the engine.
+    With the mixer in the engine's process, a busy Python thread there made it late hundreds
+    of times in 30 s; in its own process it must keep up with the C client. PortAudio's JACK host
+    API flags an underflow for any xrun in the graph, so its count is checked against them all.
+    Opening the JACK client can cost a few xruns before the set begins; that is not play."""
+    xruns = session["xruns_in_play"]
+    ours = [line for line in xruns if "client = PortAudio " in line]
+    reference = [line for line in xruns if "client = jackrec " in line]
     underflows = session["final"]["underflows"] - session["underflows_at_play"]
-    assert not ours, f"the engine's client was late {len(ours)} time(s) while playing: {ours}"
-    assert underflows <= others, f"PortAudio flagged {underflows} underflows, other clients' xruns were {others}"
+    print(f"xruns while playing: engine {len(ours)}, jack_rec {len(reference)}, all {len(xruns)}; "
+          f"PortAudio underflows {underflows}")
+    assert len(ours) <= len(reference), (f"the engine's client was late {len(ours)} time(s) while playing, "
+                                         f"jack_rec {len(reference)}: {xruns}")
+    assert underflows <= len(xruns), f"PortAudio flagged {underflows} underflows, the server logged {len(xruns)}"
 
 
 def run_session(tmp_path, server, *args, seconds=30, during=None):
