@@ -328,6 +328,15 @@ def open_receiver(name):
     return receiver, got
 
 
+def close_receiver(receiver) -> None:
+    """Stop the Python callback first: deleting the client waits for JACK's process thread, which may
+    be waiting for the GIL to call it, while delete() holds the GIL (a deadlock seen in CI)."""
+    receiver.cancel_callback()
+    time.sleep(0.05)  # a call already under way returns
+    receiver.close_port()
+    receiver.delete()
+
+
 def test_leds_show_genres_and_toggles(engine, sender):
     receiver, got = open_receiver("livegen-test-leds")
     mapping = load_mapping("akai-apc-mini")
@@ -349,8 +358,7 @@ def test_leds_show_genres_and_toggles(engine, sender):
                  "house pads lit as selected")
     finally:
         control.stop()
-        receiver.close_port()
-        receiver.delete()
+        close_receiver(receiver)
         engine.select_genre("techno")
 
 
@@ -366,8 +374,7 @@ def test_clock_out_ticks_at_the_set_tempo(engine):
     finally:
         sender.stop()
         port.close()
-        receiver.close_port()
-        receiver.delete()
+        close_receiver(receiver)
     kinds = [message[0] for _, message in got]
     assert kinds[0] == 0xFA and kinds[-1] == 0xFC  # start ... stop
     ticks = [t for t, message in got if message[0] == 0xF8]
