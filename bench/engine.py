@@ -34,23 +34,19 @@ GENRES = ["techno", "house", "hiphop", "breaks"]
 MEMORY_EVERY = 10.0  # seconds between memory samples
 
 
-def _xruns(log: Path) -> list[str]:
-    """The JACK server's xrun reports: which client was late."""
-    return [line for line in log.read_text().splitlines() if "was not finished" in line]
-
-
 def play(minutes: float, out: Path) -> None:
     """The measured set (runs in a child process started after the JACK server)."""
     import psutil
 
     from livegen.engine import Engine, EngineSettings, SoundCard
+    from livegen.engine.jackserver import xrun_reports
 
     engine = Engine(EngineSettings(genres=GENRES, bpm=124.0, auto_bars=1, seed=1, quantise="1", blocksize=256),
                     SoundCard(host_api="JACK", blocksize=256))
     engine.start()
     engine.wait_until_playing(timeout=300)
     # Opening the JACK client while the worker loads costs an xrun or two, over silence: counted apart.
-    xruns_before_play = _xruns(out / "jackd.log")
+    xruns_before_play = xrun_reports(out / "jackd.log")
     underflows_before_play = engine.mixer.underflows
     main = psutil.Process()
 
@@ -106,7 +102,7 @@ def main() -> int:
         play(args.minutes, args.child)
         return 0
 
-    from livegen.engine.jackserver import server_env, start_dummy_server
+    from livegen.engine.jackserver import late_clients, server_env, start_dummy_server, xrun_reports
 
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
@@ -120,14 +116,15 @@ def main() -> int:
             server.wait(10)
         result = json.loads((out / "engine.json").read_text())
         realtime = "real-time" if "realtime mode" in (out / "jackd.log").read_text() else "non-real-time"
-        xruns = _xruns(out / "jackd.log")
+        xruns = xrun_reports(out / "jackd.log")
 
     def ours(lines: list[str]) -> int:
-        return sum("client = PortAudio " in line for line in lines)
+        return len(late_clients(lines, "PortAudio"))
 
     before = len(result["xruns_before_play"])
 
     final, memory, latencies = result["final"], result["memory"], result["latencies_ms"]
+
     def total(rows):
         return benchkit.median([sum(row[1:]) for row in rows])
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from livegen.diffusion.architectures import ARCHITECTURES, new_model
-from livegen.engine.jackserver import server_env, start_dummy_server
+from livegen.engine.jackserver import server_env, start_dummy_server, xrun_reports
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 
@@ -46,10 +46,7 @@ class JackServer:
         self.log = log
 
     def xruns(self) -> list[str]:
-        """The server's xrun reports so far: a client late ("client = X was not finished"), or the
-        dummy driver's own timer woken late ("JackTimedDriver::Process XRun"), the whole server stalled."""
-        return [line for line in self.log.read_text().splitlines()
-                if "was not finished" in line or "JackTimedDriver::Process XRun" in line]
+        return xrun_reports(self.log)
 
 
 @pytest.fixture(scope="session")

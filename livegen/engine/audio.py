@@ -75,7 +75,7 @@ def audio_main(config: AudioConfig, commands, replies) -> None:
         output = config.output.open(mixer)
         output.start()
     except Exception as err:  # no device, a bad name, an unwritable file: the engine reports it
-        replies.send(("error", f"{type(err).__name__}: {err}" if not str(err) else str(err)))
+        replies.send(("error", str(err) or type(err).__name__))
         return
     replies.send(("ready", output.name, float(output.latency)))
     _raise_priority()
