@@ -9,53 +9,13 @@
 #
 #     OUT=/tmp/out bash bench/gpu.sh
 #
-# Filling .whl/ (here, where pip can reach the index; pure-python wheels):
-#
-#     pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl \
-#         diffusers==0.42.1 huggingface_hub accelerate
-#
-# (plus, if the machine's huggingface_hub is older than diffusers needs, the
-# httpx/requests stack the .venv uses with it: `.venv/bin/pip show` lists it).
+# (.whl/ and how to fill it: scripts/gpu-env.sh.)
 set -uo pipefail
-export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_BREAK_SYSTEM_PACKAGES=1 HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
-rm -rf /tmp/site
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD \
-  || { PIP_FAILED=1; export PYTHONPATH="$(printf '%s:' "$PWD"/.whl/*.whl)$PWD"; }  # no pip: pure wheels import as zips
-
 OUT="${OUT:-$PWD/bench/results}"
 mkdir -p "$OUT"
 LOG="$OUT/gpu.log"
 : > "$LOG"
-say() { echo "$@" | tee -a "$LOG"; }
-
-[ -n "${PIP_FAILED:-}" ] && say "== pip install failed: the wheels are on PYTHONPATH as zip files"
-say "== $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(hostname), $(nproc) CPUs; commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit --format=csv 2>&1 | tee -a "$LOG"
-
-# diffusers and the livegen modules the bench needs; versions. With all the shipped
-# wheels first; if that mix fails, diffusers alone over the machine's own packages.
-probe() {
-  python3 - <<'EOF'
-import sys, torch, numpy
-import diffusers, huggingface_hub
-from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel  # noqa: F401 (lazy imports: force them)
-import livegen.diffusion.sampling, livegen.diffusion.architectures  # noqa: F401
-print(f"python {sys.version.split()[0]}, torch {torch.__version__} (CUDA {torch.version.cuda}, "
-      f"GPU {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}), numpy {numpy.__version__}, "
-      f"diffusers {diffusers.__version__}, huggingface_hub {huggingface_hub.__version__}")
-EOF
-}
-if ! probe >> "$LOG" 2>&1; then
-  say "== the shipped wheels together do not import (above); retrying with diffusers alone"
-  rm -rf /tmp/site
-  if [ -n "${PIP_FAILED:-}" ]; then
-    export PYTHONPATH="$(printf '%s:' "$PWD"/.whl/diffusers-*.whl)$PWD"
-  else
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/diffusers-*.whl
-  fi
-  probe >> "$LOG" 2>&1 || { say "== imports failed both ways: see $LOG"; cat "$LOG"; exit 1; }
-fi
-tail -n 1 "$LOG"
+source scripts/gpu-env.sh
 
 # Rows past the budget are skipped (and say so); the table is rewritten after every row.
 timeout --kill-after=15 270 python3 bench/gpu.py --budget "${GPU_BUDGET:-210}" --output "$OUT/gpu.md" "$@" \

@@ -1,4 +1,4 @@
-"""``python -m training corpus | prepare | train | eval``: data, training and evaluation of livegen models."""
+"""``python -m training corpus | prepare | train | distill | eval``: data, training and evaluation of livegen models."""
 
 from __future__ import annotations
 
@@ -68,6 +68,18 @@ def evaluate(args) -> int:
     return 0
 
 
+def distill(args) -> int:
+    from .distill import DistillSettings, distill as run_distill
+
+    settings = DistillSettings(
+        teacher_steps=args.teacher_steps, student_steps=tuple(args.student_steps), pairs=args.pairs,
+        heldout=args.heldout, batch_size=args.batch, teacher_batch=args.teacher_batch, lr=args.lr,
+        max_steps=args.max_steps, minutes=args.minutes, mixed_precision=args.mixed_precision,
+        save_every=args.save_every, seed=args.seed, device=args.device)
+    run_distill(args.teacher_dir, args.student_dir, settings)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +118,23 @@ def main(argv=None) -> int:
     t.add_argument("--sample-steps", type=int, default=20)
     t.add_argument("--seed", type=int, default=0)
 
+    d = commands.add_parser("distill", help="a few-step student of a trained model (1, 2 or 4 DDIM steps)")
+    d.add_argument("teacher_dir", type=Path, help="a trained epsilon-prediction model")
+    d.add_argument("student_dir", type=Path, help="where the student goes; resumes from its checkpoints/")
+    d.add_argument("--teacher-steps", type=int, help="the teacher's DDIM steps (default: its default, else 8)")
+    d.add_argument("--student-steps", type=int, nargs="+", default=[1, 2, 4])
+    d.add_argument("--pairs", type=int, default=4096, help="teacher loops to learn from")
+    d.add_argument("--heldout", type=int, default=64, help="further teacher loops for the reported distance")
+    d.add_argument("--batch", type=int, default=64)
+    d.add_argument("--teacher-batch", type=int, default=256)
+    d.add_argument("--lr", type=float, default=1e-4)
+    d.add_argument("--max-steps", type=int, default=2000)
+    d.add_argument("--minutes", type=float, help="stop (and save) after this much training time")
+    d.add_argument("--mixed-precision", default="no", choices=["no", "bf16"])
+    d.add_argument("--save-every", type=int, default=500)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--device", default=None)
+
     e = commands.add_parser("eval", help="Frechet distance, sampler fidelity and beat steadiness of a model")
     e.add_argument("model_dir", type=Path)
     e.add_argument("data_dir", type=Path, help="the prepared data set (its held-out files are the reference)")
@@ -122,7 +151,8 @@ def main(argv=None) -> int:
     from .corpus import CorpusError
 
     try:
-        return {"corpus": corpus, "prepare": prepare, "train": train, "eval": evaluate}[args.command](args)
+        return {"corpus": corpus, "prepare": prepare, "train": train, "distill": distill,
+                "eval": evaluate}[args.command](args)
     except (CorpusError, FileNotFoundError, ValueError) as err:
         print(f"training: {err}", file=sys.stderr)
         return 2

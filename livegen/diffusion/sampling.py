@@ -217,26 +217,41 @@ def denoise(model: LoopModel, seeds: Sequence[int], *, steps: int = 50, sampler:
     return x
 
 
+def split_prediction(model: LoopModel, x: torch.Tensor, output: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x0, epsilon) from the UNet's output at a timestep with cumulative alpha ``alpha``.
+
+    Models predict epsilon (teticio's, livegen's trained ones), v (livegen's
+    distilled students) or the clean sample itself.
+    """
+    kind = model.scheduler.config.get("prediction_type", "epsilon")
+    a, s = math.sqrt(alpha), math.sqrt(1.0 - alpha)
+    if kind == "epsilon":
+        return (x - s * output) / a, output
+    if kind == "v_prediction":
+        return a * x - s * output, a * output + s * x
+    if kind == "sample":
+        return output, (x - a * output) / s
+    raise SamplingError(f"{model.name}: unknown prediction_type {kind!r}")
+
+
 @torch.no_grad()
 def invert(model: LoopModel, x0: torch.Tensor, *, steps: int = 50, class_labels: Sequence[int] | None = None,
            on_step: Callable[[int], None] | None = None) -> torch.Tensor:
     """DDIM inversion: run the deterministic sampler backwards from a loop to its noise."""
-    if model.scheduler.config.get("prediction_type", "epsilon") != "epsilon":
-        raise SamplingError(f"{model.name}: DDIM inversion needs an epsilon-prediction model")
     scheduler = make_scheduler(model, "ddim", steps)
     alphas_cumprod = _alphas_cumprod(model)
-    stride = scheduler.config.num_train_timesteps // steps
     labels = None
     if model.is_class_conditional:
         labels = torch.as_tensor(list(class_labels) if class_labels is not None else [0] * x0.shape[0],
                                  device=model.device, dtype=torch.long)
     x = x0.to(model.device, torch.float32)
-    for t in reversed(scheduler.timesteps.tolist()):
-        # Step from the previous (less noisy) timestep of the schedule up to t.
-        t_prev = t - stride
-        a_prev = alphas_cumprod[t_prev].item() if t_prev >= 0 else scheduler.final_alpha_cumprod.item()
+    timesteps = scheduler.timesteps.tolist()  # high to low; inversion climbs them from the bottom
+    for i in reversed(range(len(timesteps))):
+        # Step from the previous (less noisy) timestep of the schedule, where x lies, up to t.
+        t = timesteps[i]
+        a_prev = alphas_cumprod[timesteps[i + 1]].item() if i + 1 < len(timesteps) else scheduler.final_alpha_cumprod.item()
         a_t = alphas_cumprod[t].item()
-        eps = _unet(model, x, t, labels)
+        _, eps = split_prediction(model, x, _unet(model, x, t, labels), a_t)  # as the model reads x: at t
         x0_pred = (x - math.sqrt(1 - a_prev) * eps) / math.sqrt(a_prev)
         x = math.sqrt(a_t) * x0_pred + math.sqrt(1 - a_t) * eps
         if on_step is not None:

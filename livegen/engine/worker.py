@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 MODES = ("new", "variation", "continuation", "morph", "retempo")
+GUIDED_MIN_STEPS = 4  # the fewest sampling steps for variations, continuations and inversions
 
 
 @dataclass(frozen=True)
@@ -228,16 +229,19 @@ class Worker:
             return [source]
         noise = initial_noise(model, seed_generators(seeds))
         options = dict(steps=head.steps, sampler=head.sampler, class_labels=labels)
+        # A variation or continuation enters the schedule part way down, so it needs a few steps
+        # to follow its source (at 1 step it could only copy it or ignore it).
+        guided = dict(options, steps=max(head.steps, GUIDED_MIN_STEPS))
         if head.mode == "new" or remake:  # a new loop's seed and recipe make it again exactly
             x = denoise(model, seeds, noise=noise, **options)
         elif head.mode == "variation":
-            x = denoise(model, seeds, noise=noise, start=source[0][None], strength=head.strength, **options)
+            x = denoise(model, seeds, noise=noise, start=source[0][None], strength=head.strength, **guided)
         elif head.mode == "continuation":
             shifted, columns = continuation_input(model, source[0][None].to(model.device), model_overlap(model))
-            x = denoise(model, seeds, noise=noise, keep=Keep(shifted, columns), **options)
+            x = denoise(model, seeds, noise=noise, keep=Keep(shifted, columns), **guided)
         elif head.mode == "morph":
             start_noise = source[1][None] if source[1] is not None else invert(
-                model, source[0][None], steps=head.steps, class_labels=labels)
+                model, source[0][None], steps=guided["steps"], class_labels=labels)
             target = initial_noise(model, seed_generators([head.target_seed]))
             noise = slerp(start_noise.to(model.device), target, head.strength)
             x = denoise(model, seeds, noise=noise, steps=head.steps, sampler="ddim", class_labels=labels)

@@ -110,15 +110,17 @@ def test_images_round_trip_through_model_space(tiny_model):
     np.testing.assert_array_equal(decode_images(tiny_model, encode_images(tiny_model, images)), images)
 
 
-def test_ddim_inversion_recovers_the_noise(tiny_model):
+@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
+def test_ddim_inversion_recovers_the_noise(tiny_model, prediction):
     """Inversion -> sampling returns the loop, when the denoiser is exact.
 
     An untrained UNet's noise prediction is not the score of any data, so it
     cannot test the inversion; the exact denoiser for Gaussian data with
-    variance s2 can, and the inversion code runs unchanged on it.
+    variance s2 can, and the inversion code runs unchanged on it. Distilled
+    students predict v instead of the noise: the same denoiser, restated.
     """
     model = tiny_model
-    model.scheduler.register_to_config(clip_sample=False)
+    model.scheduler.register_to_config(clip_sample=False, prediction_type=prediction)
     alphas = _alphas_cumprod(model)
     s2 = 0.25
 
@@ -127,7 +129,11 @@ def test_ddim_inversion_recovers_the_noise(tiny_model):
 
         def forward(self, x, t, class_labels=None):
             a = alphas[t].view(-1, 1, 1, 1)
-            return types.SimpleNamespace(sample=(1 - a).sqrt() * x / (a * s2 + 1 - a))
+            eps = (1 - a).sqrt() * x / (a * s2 + 1 - a)
+            if prediction == "v_prediction":
+                x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+                return types.SimpleNamespace(sample=a.sqrt() * eps - (1 - a).sqrt() * x0)
+            return types.SimpleNamespace(sample=eps)
 
     model.unet = GaussianDenoiser()
     x0 = torch.randn((2, *model.sample_shape), generator=torch.Generator().manual_seed(0)) * s2 ** 0.5
