@@ -74,7 +74,8 @@ def distill(args) -> int:
     settings = DistillSettings(
         teacher_steps=args.teacher_steps, student_steps=tuple(args.student_steps), pairs=args.pairs,
         heldout=args.heldout, batch_size=args.batch, teacher_batch=args.teacher_batch, lr=args.lr,
-        max_steps=args.max_steps, minutes=args.minutes, mixed_precision=args.mixed_precision,
+        max_steps=args.max_steps, minutes=args.minutes, texture_weight=args.texture_weight, init=args.init,
+        mixed_precision=args.mixed_precision,
         save_every=args.save_every, seed=args.seed, device=args.device)
     run_distill(args.teacher_dir, args.student_dir, settings)
     return 0
@@ -130,6 +131,9 @@ def main(argv=None) -> int:
     d.add_argument("--lr", type=float, default=1e-4)
     d.add_argument("--max-steps", type=int, default=2000)
     d.add_argument("--minutes", type=float, help="stop (and save) after this much training time")
+    d.add_argument("--texture-weight", type=float, default=0.0,
+                   help="weight of the per-band transient term against smoothing (0: plain squared error)")
+    d.add_argument("--init", help="start from this student's weights (a longer run in parts)")
     d.add_argument("--mixed-precision", default="no", choices=["no", "bf16"])
     d.add_argument("--save-every", type=int, default=500)
     d.add_argument("--seed", type=int, default=0)

@@ -68,3 +68,15 @@ def test_a_new_run_resumes_from_the_saved_state(student, genre_model_dir):
 def test_a_teacher_that_is_not_epsilon_prediction_is_refused(student):
     with pytest.raises(ValueError, match="must be an epsilon-prediction model"):
         distill(student[0], student[0].parent / "again", DistillSettings(max_steps=1, device="cpu"), log=quiet)
+
+
+def test_texture_term_penalises_smoothing_not_displacement():
+    """The texture term asks for the teacher's amount of change, wherever it happens."""
+    from training.distill import texture_loss
+
+    generator = torch.Generator().manual_seed(0)
+    teacher = torch.rand((2, 1, 16, 64), generator=generator) * 2 - 1
+    displaced = torch.roll(teacher, shifts=7, dims=-1)  # same transients, other places
+    smoothed = torch.nn.functional.avg_pool2d(teacher, (1, 5), stride=1, padding=(0, 2), count_include_pad=False)
+    assert texture_loss(displaced, teacher) < 0.05 * texture_loss(smoothed, teacher)
+    assert torch.nn.functional.mse_loss(displaced, teacher) > torch.nn.functional.mse_loss(smoothed, teacher)
