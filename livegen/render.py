@@ -1,7 +1,8 @@
-"""Offline loop rendering: model -> spectrograms -> audio -> loops, a batch at a time.
+"""Offline loop rendering: model -> spectrograms -> loops, a batch at a time.
 
-The same chain the live worker runs, without the engine: ``livegen generate``
-uses it to write loops to files.
+The same chain the live worker runs (``loops_from_images``), without the
+engine, at the codec's full Griffin-Lim iterations: ``livegen generate`` uses
+it to write loops to files. ``raw`` inverts whole slices, uncut.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 
 from .audio import MelCodec
 from .diffusion import LoopModel, decode_images, generate
-from .loops import Loop, LoopError, make_loop, raw_loop
+from .loops import Loop, LoopError, loops_from_images, raw_loop
 
 
 @dataclass(frozen=True)
@@ -49,17 +50,21 @@ def render(model: LoopModel, seeds: Sequence[int], settings: RenderSettings,
                      batch_size=settings.batch_size, on_step=on_step,
                      class_labels=None if label is None else [label] * len(batch))
         images = decode_images(model, x)
-        audio = codec.images_to_audio(images, device=model.device)
-        for seed, image, clip in zip(batch, images, audio):
-            try:
-                if settings.raw:
-                    loop = raw_loop(clip, model.mel.sample_rate, out_rate=settings.sample_rate)
-                else:
-                    loop = make_loop(clip, model.mel.sample_rate, bpm=settings.bpm, out_rate=settings.sample_rate)
-            except LoopError as err:
-                yield Rendered(seed, image, None, str(err))
-                continue
-            yield Rendered(seed, image, loop)
+        if settings.raw:
+            loops = []
+            for clip in codec.images_to_audio(images, device=model.device):
+                try:
+                    loops.append(raw_loop(clip, model.mel.sample_rate, out_rate=settings.sample_rate))
+                except LoopError as err:
+                    loops.append(err)
+        else:
+            loops = loops_from_images(images, model.mel, bpm=settings.bpm, out_rate=settings.sample_rate,
+                                      device=model.device)
+        for seed, image, loop in zip(batch, images, loops):
+            if isinstance(loop, LoopError):
+                yield Rendered(seed, image, None, str(loop))
+            else:
+                yield Rendered(seed, image, loop)
 
 
 def loop_filename(model_name: str, seed: int, settings: RenderSettings, loop: Loop) -> str:

@@ -1,8 +1,9 @@
 """The generator worker: a separate process that owns torch and the models.
 
 It takes ``LoopRequest``s down one pipe, makes each loop ready for the stage
-(sample -> spectrogram -> audio -> beat grid, whole bars, tempo stretch, seam,
-output rate), writes the audio into the loop-bank slot the request names and
+(sample -> spectrogram image -> beat grid, whole bars, tempo stretch of the
+image's frames, Griffin-Lim on those frames, seam, output rate: see
+``livegen.loops.fromimage``), writes the audio into the loop-bank slot the request names and
 sends a ``LoopReady`` descriptor up the other pipe. Loops with no usable beat,
 silence or NaN come back as ``LoopFailed(dropped=True)`` for the engine to
 replace. Nothing here runs in the main process, so torch never shares the
@@ -90,8 +91,9 @@ class _Sources:
         self.size = size
         self._items: OrderedDict[int, tuple] = OrderedDict()
 
-    def put(self, loop_id: int, latent, noise, clip: np.ndarray) -> None:
-        self._items[loop_id] = (latent, noise, clip)
+    def put(self, loop_id: int, latent, noise, image: np.ndarray) -> None:
+        # The uint8 spectrogram, not audio: a re-tempo runs the image path again at the new tempo.
+        self._items[loop_id] = (latent, noise, image)
         self._items.move_to_end(loop_id)
         while len(self._items) > self.size:
             self._items.popitem(last=False)
@@ -133,18 +135,21 @@ class Worker:
         results.send(WorkerReady(str(device), sorted(self.models)))
 
     def _warm_up(self) -> None:
-        """librosa's beat tracker JIT-compiles on first use (seconds): do it before the set needs it."""
-        from ..loops import LoopError, make_loop
+        """librosa's beat tracker JIT-compiles on first use (seconds): run the image path before the set
+        needs it, once per codec config (each has its own Griffin-Lim)."""
+        from ..loops import loops_from_images
+        from ..loops.fromimage import LIVE_ITERATIONS
 
-        rate = 22050
-        clicks = np.zeros(rate * 4, np.float32)
-        for beat in range(8):
-            i = int(beat * 0.5 * rate)
-            clicks[i:i + 200] = np.hanning(200)
-        try:
-            make_loop(clicks + 1e-3, rate, bpm=120.0, out_rate=self.config.sample_rate)
-        except LoopError:
-            pass
+        configs = {model.mel: model for model in self.models.values()}
+        for mel, model in configs.items():
+            # A click every half second (120 BPM), fading over a few frames.
+            image = np.zeros((mel.y_res, mel.x_res), np.uint8)
+            beat = 0.5 * mel.sample_rate / mel.hop_length
+            for start in np.arange(0, mel.x_res, beat).astype(int):
+                fade = np.linspace(255, 60, 6)[:mel.x_res - start]
+                image[:, start:start + len(fade)] = fade.astype(np.uint8)
+            loops_from_images([image], mel, bpm=120.0, out_rate=self.config.sample_rate, device=model.device,
+                              n_iter=LIVE_ITERATIONS)  # a LoopError (a codec too small for a bar) is returned
 
     # ------------------------------------------------------------ serving
     def serve(self, requests) -> None:
@@ -191,26 +196,45 @@ class Worker:
             traceback.print_exc()
             return
         sampled = time.perf_counter() - started
-        for request, (latent, noise, clip) in zip(group, made):
+        for request, (latent, noise, image) in zip(group, made):
+            self.sources.put(request.loop_id, latent, noise, image)
+        # Requests of one group may carry different tempos (the tempo changed while they waited).
+        for bpm in dict.fromkeys(r.bpm for r in group):
+            members = [(r, image) for r, (_, _, image) in zip(group, made) if r.bpm == bpm]
             started = time.perf_counter()
-            self.sources.put(request.loop_id, latent, noise, clip)
-            self._finish(model, request, clip, sampled / len(group), started)
+            try:
+                loops = self._loops(model, [image for _, image in members], bpm)
+            except Exception as err:  # as above: fail these requests, keep the worker
+                for request, _ in members:
+                    self.results.send(LoopFailed(request, f"{type(err).__name__}: {err}", dropped=False))
+                traceback.print_exc()
+                continue
+            share = sampled / len(group) + (time.perf_counter() - started) / len(members)
+            for (request, _), loop in zip(members, loops):
+                self._finish(request, loop, share)
 
-    def _finish(self, model, request: LoopRequest, clip: np.ndarray, sampled: float, started: float) -> None:
-        from ..loops import LoopError, make_loop
+    def _loops(self, model, images: list, bpm: float) -> list:
+        """Spectrogram images -> a Loop or a LoopError each, at ``bpm`` and the engine's rate."""
+        from ..loops import loops_from_images
+        from ..loops.fromimage import LIVE_ITERATIONS
+
+        return loops_from_images(images, model.mel, bpm=bpm, out_rate=self.config.sample_rate,
+                                 device=model.device, n_iter=LIVE_ITERATIONS)
+
+    def _finish(self, request: LoopRequest, loop, work: float) -> None:
+        from ..loops import LoopError
 
         try:
-            loop = make_loop(clip, model.mel.sample_rate, bpm=request.bpm, out_rate=self.config.sample_rate)
+            if isinstance(loop, LoopError):
+                raise loop
             self.bank.write(request.slot, loop.audio)
         except (LoopError, ValueError) as err:
             self.results.send(LoopFailed(request, str(err), dropped=True))
             return
-        work = sampled + time.perf_counter() - started
         self.results.send(LoopReady(request, len(loop.audio), loop.bpm, loop.bars, work))
 
     def _sample(self, model, group: list[LoopRequest]):
-        """Sampling and inversion for a group: one (latent, starting noise or None, audio) per request."""
-        from ..audio import MelCodec
+        """Sampling for a group: one (latent, starting noise or None, uint8 image) per request."""
         from ..diffusion import decode_images
         from ..diffusion.sampling import (Keep, continuation_input, denoise, initial_noise, invert,
                                           seed_generators, slerp)
@@ -225,7 +249,7 @@ class Worker:
             raise LookupError(f"loop {head.source_id} is no longer held by the worker "
                               "(it restarted, or the loop is older than its cache)")
 
-        if head.mode == "retempo" and not remake:  # same audio, new tempo: only loop prep runs again
+        if head.mode == "retempo" and not remake:  # same image, new tempo: only the image path runs again
             return [source]
         noise = initial_noise(model, seed_generators(seeds))
         options = dict(steps=head.steps, sampler=head.sampler, class_labels=labels)
@@ -248,11 +272,10 @@ class Worker:
         else:
             raise ValueError(f"unknown mode {head.mode!r} (modes: {', '.join(MODES)})")
         images = decode_images(model, x)
-        clips = MelCodec(model.mel).images_to_audio(images, device=model.device)
         # The starting noise is kept where it alone decides the loop (DDIM eta 0): morphs start from it.
         exact = head.mode == "morph" or (head.mode == "new" and head.sampler == "ddim")
         x, noise = x.detach().cpu(), noise.detach().cpu()
-        return [(x[i], noise[i] if exact else None, clips[i]) for i in range(len(group))]
+        return [(x[i], noise[i] if exact else None, images[i]) for i in range(len(group))]
 
 
 def model_overlap(model) -> float:

@@ -1,6 +1,8 @@
 """Loop preparation: beat grid, whole bars, tempo-stretch, seam, resample; loops on disk."""
 
 from .crate import write_loop
+from .fromimage import loops_from_images
 from .prep import BeatGrid, Loop, LoopError, find_beat_grid, make_loop, raw_loop, resample
 
-__all__ = ["BeatGrid", "Loop", "LoopError", "find_beat_grid", "make_loop", "raw_loop", "resample", "write_loop"]
+__all__ = ["BeatGrid", "Loop", "LoopError", "find_beat_grid", "loops_from_images", "make_loop", "raw_loop",
+           "resample", "write_loop"]

@@ -66,11 +66,25 @@ def find_beat_grid(audio: np.ndarray, sample_rate: int, *, expected_bpm: float =
 
     _, beats = librosa.beat.beat_track(y=audio, sr=sample_rate, units="samples", trim=False,
                                        start_bpm=expected_bpm)
+    period, start, count = fit_grid(beats, min_beats)
+    # The tracker works on 23 ms frames, too coarse to loop on (2% tempo error
+    # measured on a 120 BPM pattern). Refine on a finer onset envelope.
+    hop = 128
+    envelope = librosa.onset.onset_strength(y=audio, sr=sample_rate, hop_length=hop)
+    period, start = refine_grid(envelope, hop, period, start, step=0.25)
+    return BeatGrid(start=float(start), period=float(period), count=count)
+
+
+def fit_grid(beats, min_beats: int = 5) -> tuple[float, float, int]:
+    """(period, start, beats kept) of a straight line through tracked beat positions.
+
+    Beats are numbered by the median gap (a skipped beat shows as a double gap),
+    a line is fitted, beats far off it (trackers add stray ones at the edges)
+    are dropped, and it is fitted again.
+    """
     beats = np.asarray(beats, dtype=np.float64)
     if len(beats) < min_beats:
         raise LoopError(f"no steady beat: {len(beats)} beats found, {min_beats} needed")
-    # Number the beats by the median gap (a skipped beat shows as a double gap),
-    # fit a line, drop beats far off it (trackers add stray ones at the edges), fit again.
     gap = float(np.median(np.diff(beats)))
     index = np.round((beats - beats[0]) / gap)
     for _ in range(2):
@@ -82,23 +96,20 @@ def find_beat_grid(audio: np.ndarray, sample_rate: int, *, expected_bpm: float =
     period, start = np.polyfit(index, beats, 1)
     if period <= 0:
         raise LoopError("no steady beat: beat positions do not advance")
-    # The tracker works on 23 ms frames, too coarse to loop on (2% tempo error
-    # measured on a 120 BPM pattern). Refine on a finer onset envelope.
-    period, start = _refine_grid(audio, sample_rate, period, start)
-    return BeatGrid(start=float(start), period=float(period), count=len(beats))
+    return float(period), float(start), len(beats)
 
 
-def _refine_grid(audio: np.ndarray, sample_rate: int, period: float, start: float,
-                 hop: int = 128) -> tuple[float, float]:
-    """Sharpen period and phase (in samples) on a hop-128 onset envelope.
+def refine_grid(envelope: np.ndarray, hop: int, period: float, start: float,
+                step: float = 0.25) -> tuple[float, float]:
+    """Sharpen period and phase (in samples) on an onset envelope of ``hop``-sample frames.
 
     Period: the autocorrelation peak near the longest whole number of beats
     that fits twice in the slice, with parabolic interpolation. Phase: the
-    offset whose comb of beats collects the most onset strength.
+    offset (in steps of ``step`` frames) whose comb of beats collects the most
+    onset strength, the envelope read between frames by linear interpolation.
+    ``start`` is not used: the comb searches a whole beat.
     """
-    import librosa
-
-    envelope = librosa.onset.onset_strength(y=audio, sr=sample_rate, hop_length=hop)
+    envelope = np.asarray(envelope, dtype=np.float64)
     envelope = envelope - envelope.mean()
     frames_per_beat = period / hop
     beats_span = max(1, min(8, int(len(envelope) / 2 / frames_per_beat)))
@@ -110,8 +121,12 @@ def _refine_grid(audio: np.ndarray, sample_rate: int, period: float, start: floa
         a, b, c = ac[best - 1], ac[best], ac[best + 1]
         shift = 0.5 * (a - c) / (a - 2 * b + c) if (a - 2 * b + c) < 0 else 0.0
         frames_per_beat = (lo - 1 + best + shift) / beats_span
-    offsets = np.arange(0, frames_per_beat, 0.25)
-    combs = [envelope[np.round(np.arange(o, len(envelope) - 1, frames_per_beat)).astype(int)].sum() for o in offsets]
+    offsets = np.arange(0, frames_per_beat, step)
+    beats = np.arange(0, len(envelope) - 1 - offsets[-1], frames_per_beat)
+    positions = offsets[:, None] + beats[None, :]  # (offsets, beats) in frames, all inside the envelope
+    below = positions.astype(int)
+    frac = positions - below
+    combs = (envelope[below] * (1 - frac) + envelope[below + 1] * frac).sum(axis=1)
     phase = offsets[int(np.argmax(combs))]
     return frames_per_beat * hop, phase * hop
 
@@ -146,18 +161,45 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return librosa.resample(audio, orig_sr=from_rate, target_sr=to_rate, res_type="soxr_hq").astype(np.float32)
 
 
-def make_loop(audio: np.ndarray, sample_rate: int, *, bpm: float | None = None, out_rate: int | None = None,
-              beats_per_bar: int = 4, bar_choices: tuple[int, ...] = (4, 2, 1), seam_seconds: float = 0.01,
-              min_bpm: float = 50.0, max_bpm: float = 220.0) -> Loop:
-    """Cut ``audio`` to the most whole bars it holds (of ``bar_choices``), locked to ``bpm``.
+@dataclass(frozen=True)
+class Cut:
+    """Where a loop lies in its source and what it becomes: the plan both loop paths carry out.
 
-    Without ``bpm`` the loop keeps its detected tempo. The result is exactly
-    ``bars * beats_per_bar * 60 / bpm`` seconds long at ``out_rate`` (rounded
-    to a whole sample), peak-normalised, and seamless at its loop point.
+    Source positions are in samples at the source rate. The body ``[first, last)``
+    is whole bars on the beat grid; the piece ``[lo, hi)`` is the body with the
+    seam margin on one side. Stretched and resampled, the body becomes exactly
+    ``target_frames`` samples at ``out_rate``.
     """
-    audio = check_audio(audio)
+
+    bars: int
+    beats_per_bar: int
+    bpm: float  # the loop's tempo (the target)
+    sample_rate: int  # the source's
+    out_rate: int
+    first: int
+    last: int
+    lo: int
+    hi: int
+    use_tail: bool  # True: the margin lies after the body (it fades over the start); False: before it
+    target_frames: int
+
+    @property
+    def factor(self) -> float:
+        """Source seconds per output second (above 1: the loop plays faster than its source)."""
+        return ((self.last - self.first) / self.sample_rate) / (self.target_frames / self.out_rate)
+
+    @property
+    def margin(self) -> int:
+        """The seam margin in output samples."""
+        source = (self.hi - self.last) if self.use_tail else (self.first - self.lo)
+        return int(round(source * self.target_frames / (self.last - self.first)))
+
+
+def plan_cut(length: int, sample_rate: int, grid: BeatGrid, *, bpm: float | None = None,
+             out_rate: int | None = None, beats_per_bar: int = 4, bar_choices: tuple[int, ...] = (4, 2, 1),
+             seam_seconds: float = 0.01, min_bpm: float = 50.0, max_bpm: float = 220.0) -> Cut:
+    """The most whole bars (of ``bar_choices``) that a source of ``length`` samples holds on ``grid``."""
     out_rate = out_rate or sample_rate
-    grid = find_beat_grid(audio, sample_rate, expected_bpm=bpm or 120.0)
     detected = 60.0 * sample_rate / grid.period
     tempo = fold_tempo(detected, bpm) if bpm else detected
     if not min_bpm <= tempo <= max_bpm:
@@ -167,33 +209,36 @@ def make_loop(audio: np.ndarray, sample_rate: int, *, bpm: float | None = None, 
     seam = max(1, int(seam_seconds * sample_rate))
 
     for bars in sorted(bar_choices, reverse=True):
-        length = bars * beats_per_bar * period
+        span = bars * beats_per_bar * period
         # The grid may start a beat or so in: step back whole beats to start as early as possible.
         start = grid.start - math.floor(grid.start / period) * period
-        while start + length > len(audio) and start >= period:
+        while start + span > length and start >= period:
             start -= period
-        if start + length <= len(audio):
+        if start + span <= length:
             break
     else:
-        raise LoopError(f"no whole bar: {len(audio) / sample_rate:.2f}s holds no {min(bar_choices)} bar(s) "
+        raise LoopError(f"no whole bar: {length / sample_rate:.2f}s holds no {min(bar_choices)} bar(s) "
                         f"at {tempo:.1f} BPM")
 
-    first, last = int(round(start)), int(round(start + length))
-    tail_after = min(len(audio) - last, seam)
+    first, last = int(round(start)), int(round(start + span))
+    tail_after = min(length - last, seam)
     head_before = min(first, seam)
     use_tail = tail_after == seam or tail_after >= head_before
-    lo = first if use_tail else first - head_before
-    hi = last + tail_after if use_tail else last
-    piece = audio[lo:hi]
+    return Cut(bars=bars, beats_per_bar=beats_per_bar, bpm=float(target_bpm), sample_rate=sample_rate,
+               out_rate=out_rate, first=first, last=last,
+               lo=first if use_tail else first - head_before, hi=last + tail_after if use_tail else last,
+               use_tail=use_tail, target_frames=int(round(bars * beats_per_bar * 60.0 / target_bpm * out_rate)))
 
-    target_frames = int(round(bars * beats_per_bar * 60.0 / target_bpm * out_rate))
-    factor = ((last - first) / sample_rate) / (target_frames / out_rate)
-    piece = resample(_stretch(piece, sample_rate, factor), sample_rate, out_rate)
-    scale = target_frames / (last - first)  # source samples -> output samples
-    margin = int(round((tail_after if use_tail else head_before) * scale))
-    margin = max(0, min(margin, len(piece) - target_frames))
 
-    if use_tail:
+def finish_loop(piece: np.ndarray, cut: Cut) -> Loop:
+    """The piece ``[cut.lo, cut.hi)``, already at the target tempo and ``cut.out_rate``, seamed and normalised.
+
+    ``piece`` may run on past the margin (it is cut), or a few samples short
+    (the body is padded with silence).
+    """
+    target_frames = cut.target_frames
+    margin = max(0, min(cut.margin, len(piece) - target_frames))
+    if cut.use_tail:
         body, extra = piece[:target_frames].copy(), piece[target_frames:target_frames + margin]
     else:
         body, extra = piece[margin:margin + target_frames].copy(), piece[:margin]
@@ -201,15 +246,32 @@ def make_loop(audio: np.ndarray, sample_rate: int, *, bpm: float | None = None, 
         body = np.concatenate([body, np.zeros(target_frames - len(body), np.float32)])
     if len(extra):
         fade_in, fade_out = _equal_power(len(extra))
-        if use_tail:  # what followed the end fades out over the start
+        if cut.use_tail:  # what followed the end fades out over the start
             body[:len(extra)] = body[:len(extra)] * fade_in + extra * fade_out
         else:  # what preceded the start fades in over the end
             body[-len(extra):] = body[-len(extra):] * fade_out + extra * fade_in
     peak = np.abs(body).max()
     if not np.isfinite(peak) or peak < 1e-6:
         raise LoopError("loop came out silent or not finite")
-    return Loop(audio=(body * (0.9 / peak)).astype(np.float32), sample_rate=out_rate, bpm=float(target_bpm),
-                bars=bars, beats_per_bar=beats_per_bar)
+    return Loop(audio=(body * (0.9 / peak)).astype(np.float32), sample_rate=cut.out_rate, bpm=cut.bpm,
+                bars=cut.bars, beats_per_bar=cut.beats_per_bar)
+
+
+def make_loop(audio: np.ndarray, sample_rate: int, *, bpm: float | None = None, out_rate: int | None = None,
+              **options) -> Loop:
+    """Cut ``audio`` to the most whole bars it holds, locked to ``bpm`` (Rubber Band stretch).
+
+    Without ``bpm`` the loop keeps its detected tempo. The result is exactly
+    ``bars * beats_per_bar * 60 / bpm`` seconds long at ``out_rate`` (rounded
+    to a whole sample), peak-normalised, and seamless at its loop point.
+    ``options``: those of ``plan_cut`` (bar_choices, beats_per_bar, seam_seconds,
+    min_bpm, max_bpm). Generated images take ``loops_from_images`` instead.
+    """
+    audio = check_audio(audio)
+    grid = find_beat_grid(audio, sample_rate, expected_bpm=bpm or 120.0)
+    cut = plan_cut(len(audio), sample_rate, grid, bpm=bpm, out_rate=out_rate, **options)
+    piece = resample(_stretch(audio[cut.lo:cut.hi], sample_rate, cut.factor), sample_rate, cut.out_rate)
+    return finish_loop(piece, cut)
 
 
 def raw_loop(audio: np.ndarray, sample_rate: int, *, out_rate: int | None = None) -> Loop:
