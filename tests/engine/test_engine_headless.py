@@ -18,14 +18,14 @@ from livegen.presets import PRESETS_DIR
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = (PRESETS_DIR / "models" / "lite-genres").resolve()
+SHIPPED = (PRESETS_DIR / "models" / "lite-genres-distilled").resolve()
 
 
 @pytest.fixture()
 def presets_with_a_broken_genre(tmp_path):
     presets = tmp_path / "presets"
     (presets / "genres").mkdir(parents=True)
-    (presets / "genres" / "techno.toml").write_text(f'model = "{SHIPPED}"\nlabel = "techno"\nsteps = 8\n')
+    (presets / "genres" / "techno.toml").write_text(f'model = "{SHIPPED}"\nlabel = "techno"\nsteps = 1\n')
     broken = tmp_path / "broken-model"
     broken.mkdir()
     (broken / "model_index.json").write_text("{ not json")
