@@ -18,6 +18,7 @@ little.) The cut, the seam and the normalisation are ``plan_cut`` and
 from __future__ import annotations
 
 import math
+import time
 from typing import Sequence
 
 import numpy as np
@@ -106,7 +107,7 @@ def stretch_frames(mel_power, cut: Cut, hop: int, frames: int, context: int = CO
 
 def loops_from_images(images: Sequence, config, *, bpm: float | None = None, out_rate: int | None = None,
                       device=None, n_iter: int | None = None, seed: int = 0, seam_seconds: float = 0.01,
-                      **options) -> list[Loop | LoopError]:
+                      timings: dict[str, float] | None = None, **options) -> list[Loop | LoopError]:
     """One ``Loop`` (or the ``LoopError`` that says why not) per spectrogram image, in order.
 
     Loops are exactly ``bars * beats_per_bar * 60 / bpm`` seconds at
@@ -114,7 +115,9 @@ def loops_from_images(images: Sequence, config, *, bpm: float | None = None, out
     ``bpm`` each keeps its detected tempo. Griffin-Lim runs ``n_iter``
     iterations (default: the codec's) on ``device``, one batch per frame
     count; a loop comes out the same in any batch. ``options``: those of
-    ``plan_cut`` (bar_choices, beats_per_bar, min_bpm, max_bpm).
+    ``plan_cut`` (bar_choices, beats_per_bar, min_bpm, max_bpm). ``timings``,
+    when given, gets the seconds of each stage added: "grid" (beat grid, cut,
+    stretched frames), "griffin-lim", "finish" (resample, seam).
     """
     import torch
 
@@ -125,6 +128,7 @@ def loops_from_images(images: Sequence, config, *, bpm: float | None = None, out
     codec = MelCodec(config)
     results: list[Loop | LoopError | None] = [None] * len(images)
     groups: dict[int, list[tuple[int, Cut, torch.Tensor]]] = {}
+    clock = _Clock(timings)
     for i, image in enumerate(images):
         try:
             image = check_image(image, config)
@@ -138,16 +142,32 @@ def loops_from_images(images: Sequence, config, *, bpm: float | None = None, out
         frames = frame_count(cut, config, seam_seconds)
         power = stretch_frames(codec.image_to_mel_power(image), cut, config.hop_length, frames)
         groups.setdefault(frames, []).append((i, cut, power))
+    clock.lap("grid")
 
     inverter = GriffinLim.for_config(config, device=device)
     start = int(round(CONTEXT_FRAMES * config.hop_length * out_rate / config.sample_rate))
     for frames, members in groups.items():
         power = torch.stack([p for _, _, p in members]).to(inverter.device)
         audio = inverter(power, n_iter=n_iter or config.n_iter, seed=seed).cpu().numpy()
+        clock.lap("griffin-lim")
         audio = resample(audio, config.sample_rate, out_rate)
         for (i, cut, _), clip in zip(members, audio):
             try:
                 results[i] = finish_loop(clip[start:], cut)
             except LoopError as err:
                 results[i] = err
+        clock.lap("finish")
     return results
+
+
+class _Clock:
+    """Adds the seconds since the last lap to ``timings[stage]`` (does nothing without a dict)."""
+
+    def __init__(self, timings: dict[str, float] | None):
+        self.timings, self.last = timings, time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[stage] = self.timings.get(stage, 0.0) + now - self.last
+        self.last = now
