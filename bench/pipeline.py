@@ -1,7 +1,7 @@
 """Seconds per finished loop, seeds to tempo-locked loop audio: the image path against the old one.
 
-For a model dir (default: the shipped lite-genres) and each genre preset that
-uses it, one batch of seeds is sampled (DDIM + decoding to uint8 images), then
+For a model dir (default: the one the genre presets use, the shipped default)
+and each genre preset (its class label, tempo, steps and sampler), one batch of seeds is sampled (DDIM + decoding to uint8 images), then
 turned into loops at the genre's tempo (the middle of its ``bpm_range``;
 techno also at 128 BPM, the main figure) at 48 kHz two ways, in the same run:
 
@@ -19,7 +19,8 @@ Then spectral convergence against Griffin-Lim iterations on the generated
 images (and a prepared data set's held-out images with ``--data``), and the
 tempo and phase error of both beat grids on synthetic drum patterns.
 
-    .venv/bin/python bench/pipeline.py                     # lite-genres, batch 8, 2 threads
+    .venv/bin/python bench/pipeline.py                     # the shipped default model, batch 8, 2 threads
+    .venv/bin/python bench/pipeline.py --model presets/models/lite-genres   # the undistilled teacher, 8 steps
     .venv/bin/python bench/pipeline.py --data /work/data-lite --repeats 5
     .venv/bin/python bench/pipeline.py --quick             # techno only, 1 repeat, no convergence
 """
@@ -45,6 +46,7 @@ from livegen.presets import PRESETS_DIR, load_genre  # noqa: E402
 
 OUT_RATE = 48000
 ITERATIONS = (8, 12, 16, 24, 32)
+FALLBACK_STEPS = 8  # for a model dir no preset names (the undistilled lite-genres' preset steps)
 
 
 @dataclass
@@ -75,13 +77,18 @@ HEADERS = ["genre", "BPM", "steps", "sampling ms/loop", "image->loop new ms/loop
            "image->loop alone, new", "loops kept new / old"]
 
 
-def genres_for(model_dir: Path, names: list[str] | None):
-    """The genre presets whose model is ``model_dir`` (or those named)."""
+def genre_presets(names: list[str] | None):
+    """The genre presets (all, or those named): label, tempo range, steps and sampler for each row."""
     presets = [load_genre(p) for p in sorted((PRESETS_DIR / "genres").glob("*.toml"))]
-    chosen = [p for p in presets if p.model.resolve() == model_dir.resolve() and (not names or p.name in names)]
+    chosen = [p for p in presets if not names or p.name in names]
     if not chosen:
-        raise SystemExit(f"no genre preset uses {model_dir}" + (f" among {names}" if names else ""))
+        raise SystemExit(f"no genre presets {names} in {PRESETS_DIR / 'genres'}")
     return chosen
+
+
+def default_model() -> Path:
+    """The model the genre presets use (the shipped default)."""
+    return genre_presets(None)[0].model
 
 
 def new_path(images, mel, bpm):
@@ -119,7 +126,8 @@ def best(runs: list[dict]) -> dict:
 
 
 def bench_genre(model, preset, bpm: float, args, all_images: list) -> Row:
-    steps = args.steps or preset.steps
+    # A preset's steps are for its own model; another model dir (a teacher, say) takes FALLBACK_STEPS.
+    steps = args.steps or (preset.steps if preset.model.resolve() == args.model.resolve() else FALLBACK_STEPS)
     label = model.class_label(preset.label)
     labels = None if label is None else [label] * args.batch
     batch = args.batch
@@ -207,9 +215,11 @@ GRID_HEADERS = ["beat grid from", "tempo error, max", "tempo error, mean", "phas
 # ------------------------------------------------------------------- run
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=PRESETS_DIR / "models" / "lite-genres")
-    parser.add_argument("--genres", nargs="+", help="genre presets to run (default: all that use the model)")
-    parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: each preset's)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="model dir (default: the genre presets' model, the shipped default)")
+    parser.add_argument("--genres", nargs="+", help="genre presets to run (labels and tempos; default: all)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help=f"sampling steps (default: each preset's for its own model, else {FALLBACK_STEPS})")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per row; the best is reported")
     parser.add_argument("--threads", type=int, default=2, help="torch and BLAS threads")
@@ -218,6 +228,7 @@ def parse_args():
     parser.add_argument("--quick", action="store_true", help="techno only, 1 repeat, no convergence or grid tables")
     parser.add_argument("--output", default="pipeline.md", help="file name under bench/results/")
     args = parser.parse_args()
+    args.model = args.model or default_model()
     if args.quick:
         args.genres, args.repeats = ["techno"], 1
     if args.batch < 1 or args.repeats < 1:
@@ -229,7 +240,7 @@ def main():
     args = parse_args()
     set_threads(args.threads)
     model = load_model(args.model, "cpu")
-    presets = genres_for(args.model, args.genres)
+    presets = genre_presets(args.genres)
     runs = [(p, 128.0) for p in presets if p.name == "techno"] + [(p, sum(p.bpm_range) / 2) for p in presets]
 
     progress("warm-up")
