@@ -51,7 +51,8 @@ def test_play_headless_writes_the_set_status_and_recording(tmp_path, presets_wit
     assert 11.0 < len(audio) / rate < 14.0
     assert np.isfinite(audio).all()
     loudness = np.abs(audio[: len(audio) // 480 * 480, 0]).reshape(-1, 480).max(axis=1)
-    assert loudness.min() > 0.01, "a silent 10 ms in the set"
+    # A gap plays zeros; the quietest 10 ms between hits of the shipped loops peak near 0.006-0.015.
+    assert loudness.min() > 0.001, "a silent 10 ms in the set"
 
     recorded, _ = soundfile.read(record, dtype="float32")
     assert len(recorded) > 10 * rate
