@@ -37,6 +37,7 @@ import torch  # noqa: E402
 from livegen.audio.mel import MelCodec  # noqa: E402
 from livegen.diffusion.checkpoint import LoopModel, load_model  # noqa: E402
 from livegen.diffusion.sampling import decode_images, generate, initial_noise, seed_generators  # noqa: E402
+from training.eval import relative_distance  # noqa: E402
 
 
 @dataclass
@@ -58,9 +59,10 @@ def headers(reference_steps: int) -> list[str]:
 
 def relative_l2(images: np.ndarray, reference: np.ndarray) -> float:
     """The eval's figure on uint8 spectrograms mapped to [-1, 1]."""
-    a = images.astype(np.float64) / 127.5 - 1.0
-    b = reference.astype(np.float64) / 127.5 - 1.0
-    return float(np.mean([np.linalg.norm(x - y) for x, y in zip(a, b)]) / np.mean([np.linalg.norm(y) for y in b]))
+    def model_space(x):
+        return torch.from_numpy(np.asarray(x, dtype=np.float64)) / 127.5 - 1.0
+
+    return relative_distance(model_space(images), model_space(reference))
 
 
 class LabelledUNet(torch.nn.Module):

@@ -145,6 +145,8 @@ def distill(teacher_dir: Path, student_dir: Path, settings: DistillSettings, log
     from livegen.diffusion import load_model
     from livegen.diffusion.sampling import _alphas_cumprod
 
+    from .eval import relative_distance
+
     student_dir = Path(student_dir)
     if any(k < 1 for k in settings.student_steps):
         raise ValueError(f"student steps must be at least 1, got {settings.student_steps}")
@@ -275,8 +277,3 @@ def distill(teacher_dir: Path, student_dir: Path, settings: DistillSettings, log
     if step == 0 or not (student_dir / "model_index.json").exists():
         save(final=True)
     return summary
-
-
-def relative_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Mean relative L2 of ``a`` to the reference ``b``, per sample (the eval's sampler-fidelity figure)."""
-    return float((a - b).flatten(1).norm(dim=1).mean() / b.flatten(1).norm(dim=1).mean().clamp_min(1e-12))

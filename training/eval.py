@@ -58,6 +58,11 @@ def embed(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.concatenate([mfcc.mean(1), mfcc.std(1), contrast.mean(1), contrast.std(1), rhythm])
 
 
+def relative_distance(a, reference) -> float:
+    """Sampler fidelity: mean L2 distance of samples (B, ...) to their references over the references' mean norm."""
+    return float((a - reference).flatten(1).norm(dim=1).mean() / reference.flatten(1).norm(dim=1).mean().clamp_min(1e-12))
+
+
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Frechet distance between Gaussians fitted to two sets of embeddings (rows)."""
     from scipy import linalg
@@ -150,7 +155,7 @@ def evaluate(model_dir: Path, data_dir: Path, *, count: int = 32, steps: int | N
         reference = generate(model, seeds, steps=reference_steps, sampler="ddim", noise=noise, class_labels=labels_f)
         for n in fidelity_steps:
             x = generate(model, seeds, steps=n, sampler=sampler, noise=noise, class_labels=labels_f)
-            fidelity[n] = float((x - reference).flatten(1).norm(dim=1).mean() / reference.flatten(1).norm(dim=1).mean())
+            fidelity[n] = relative_distance(x, reference)
     return EvalReport(
         frechet_generated=frechet_distance(generated_embeddings, real_embeddings[half:]),
         frechet_real_halves=frechet_distance(real_embeddings[:half], real_embeddings[half:]),
