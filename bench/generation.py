@@ -47,6 +47,7 @@ class Row:
     inversion: float
     audio_seconds: float  # length of one loop
     diffusers: float | None  # seconds per loop, AudioDiffusionPipeline
+    kernels: str = ""  # which convolutions livegen ran
 
     @property
     def total(self) -> float:
@@ -55,12 +56,12 @@ class Row:
     def cells(self) -> list[str]:
         theirs = ["skipped", "-"] if self.diffusers is None else [
             f"{self.diffusers:.2f}", f"{self.diffusers / self.total:.1f}x"]
-        return [self.size, f"{self.params / 1e6:.1f}M", self.mel, self.steps, self.batch,
+        return [self.size, f"{self.params / 1e6:.1f}M", self.mel, self.kernels, self.steps, self.batch,
                 f"{self.sampling:.2f}", f"{self.inversion:.2f}", f"{self.total:.2f}",
                 f"{self.audio_seconds / self.total:.2f}", *theirs]
 
 
-HEADERS = ["model", "params", "mel (bands x frames)", "steps", "batch", "sampling s/loop",
+HEADERS = ["model", "params", "mel (bands x frames)", "convolutions", "steps", "batch", "sampling s/loop",
            "inversion s/loop", "total s/loop", "real-time factor", "diffusers s/loop", "diffusers / ours"]
 
 
@@ -131,19 +132,36 @@ def bench_size(size: str, args) -> tuple[list[Row], str]:
     if pipe is not None:
         diffusers_loop(pipe, model, WARMUP_STEPS)
 
+    # With --compare-kernels, each row again with oneDNN alone, right after (same weights, same run).
+    precision = PRECISION_NAMES.get(model.dtype, args.precision)
+    kernel_choices = (True, False) if args.compare_kernels and model.winograd_layers else (True,)
     rows = []
     for steps in args.steps:
-        progress(f"{size}: {steps} steps, livegen")
-        sampling, inversion = time_livegen(model, steps, args.batch, args.repeats)
         theirs = None
         if pipe is not None:
             progress(f"{size}: {steps} steps, diffusers")
             theirs = time_diffusers(pipe, model, steps, args.repeats)
-        row = Row(size, parameter_count(model), f"{model.mel.y_res} x {model.mel.x_res}", steps, args.batch,
-                  sampling, inversion, model.mel.slice_seconds, theirs)
-        progress("  " + " | ".join(str(c) for c in row.cells()))
-        rows.append(row)
-    return rows, f"{PRECISION_NAMES.get(model.dtype, model.dtype)} on {model.device}"
+        for winograd in kernel_choices:
+            model.to(model.device, precision, winograd=winograd)
+            kernels = kernel_names(model)
+            if len(kernel_choices) > 1:
+                livegen_loops(model, WARMUP_STEPS, args.batch)
+            progress(f"{size}: {steps} steps, livegen, {kernels}")
+            sampling, inversion = time_livegen(model, steps, args.batch, args.repeats)
+            row = Row(size, parameter_count(model), f"{model.mel.y_res} x {model.mel.x_res}", steps, args.batch,
+                      sampling, inversion, model.mel.slice_seconds, theirs, kernels)
+            progress("  " + " | ".join(str(c) for c in row.cells()))
+            rows.append(row)
+        model.to(model.device, precision)
+    return rows, f"{precision} on {model.device}"
+
+
+def kernel_names(model: LoopModel) -> str:
+    if model.winograd_layers:
+        return f"NNPACK Winograd ({model.winograd_layers} layers) + oneDNN, NCHW"
+    if model.device.type == "cpu":
+        return "oneDNN, channels_last"
+    return model.device.type
 
 
 def report(rows: list[Row], args, setup: str) -> str:
@@ -167,6 +185,8 @@ def parse_args():
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     parser.add_argument("--device", default=None, help="cpu, cuda, mps; default: the best available")
     parser.add_argument("--skip-diffusers", action="store_true", help="time livegen only")
+    parser.add_argument("--compare-kernels", action="store_true",
+                        help="on the CPU in fp32: each livegen row also with oneDNN alone (no Winograd layers)")
     parser.add_argument("--quick", action="store_true", help="small model, 10 steps only: a smoke test")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's, one per core); 1 on a shared machine")

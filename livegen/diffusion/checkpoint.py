@@ -25,6 +25,7 @@ import torch
 
 from ..audio.mel import CodecError, MelConfig
 from ..jsonfile import read_json_object
+from .winograd import use_winograd
 
 WEIGHTS_NAME = "diffusion_pytorch_model"
 EXTRA_NAME = "livegen.json"
@@ -86,6 +87,8 @@ class LoopModel:
     path: Path | None = None
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype = torch.float32
+    memory_format: torch.memory_format = torch.contiguous_format  # what the UNet's input is made (``to``)
+    winograd_layers: int = 0  # convolutions that run on NNPACK (``to``)
 
     @property
     def sample_shape(self) -> tuple[int, int, int]:
@@ -102,18 +105,22 @@ class LoopModel:
     def name(self) -> str:
         return self.path.name if self.path else "unsaved"
 
-    def to(self, device=None, precision: str = "auto") -> "LoopModel":
+    def to(self, device=None, precision: str = "auto", winograd: bool = True) -> "LoopModel":
         """Move to ``device`` (cuda > mps > cpu when None) and pick the compute dtype.
 
         Weights stay fp32; the forward pass runs under autocast in ``dtype``.
         On CPUs with AMX, bf16 + channels_last measured 3-5x faster than fp32.
+        ``winograd=False`` keeps oneDNN for every convolution in fp32 on the CPU.
         """
         self.device = resolve_device(device)
         self.dtype = resolve_precision(self.device, precision)
-        memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        on_cpu = self.device.type == "cpu"
+        # fp32 on the CPU: NNPACK's Winograd kernels for wide layers, in NCHW (see winograd.py).
+        self.winograd_layers = use_winograd(self.unet, winograd and on_cpu and self.dtype == torch.float32)
+        self.memory_format = torch.channels_last if on_cpu and not self.winograd_layers else torch.contiguous_format
         for net in (self.unet, self.vqvae):
             if net is not None:
-                net.to(self.device, memory_format=memory_format).eval().requires_grad_(False)
+                net.to(self.device, memory_format=self.memory_format).eval().requires_grad_(False)
         return self
 
     def autocast(self):
@@ -244,7 +251,7 @@ def _load_scheduler(folder: Path):
     return cls.from_config(config)
 
 
-def load_model(path: str | Path, device=None, precision: str = "auto") -> LoopModel:
+def load_model(path: str | Path, device=None, precision: str = "auto", winograd: bool = True) -> LoopModel:
     """Load a model directory and move it to ``device`` (see ``LoopModel.to``)."""
     from diffusers import AutoencoderKL, UNet2DModel
 
@@ -271,7 +278,7 @@ def load_model(path: str | Path, device=None, precision: str = "auto") -> LoopMo
     model = LoopModel(unet=unet, scheduler=scheduler, mel=mel, vqvae=vqvae, class_names=class_names,
                       extra=extra, path=path)
     _check_shapes(model)
-    return model.to(device, precision)
+    return model.to(device, precision, winograd)
 
 
 def _check_shapes(model: LoopModel) -> None:

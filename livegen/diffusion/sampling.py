@@ -155,8 +155,7 @@ class Keep:
 
 @torch.no_grad()
 def _unet(model: LoopModel, x: torch.Tensor, t, labels: torch.Tensor | None) -> torch.Tensor:
-    if model.device.type == "cpu":
-        x = x.contiguous(memory_format=torch.channels_last)
+    x = x.contiguous(memory_format=model.memory_format)
     # A tensor step stays on the device: int(t) of a GPU tensor would wait for the GPU every step.
     if isinstance(t, torch.Tensor):
         timestep = t.to(model.device, torch.long).reshape(-1).expand(x.shape[0])
