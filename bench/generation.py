@@ -15,6 +15,11 @@ them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 
@@ -28,6 +33,7 @@ import torch  # noqa: E402
 from livegen.audio.mel import MelCodec  # noqa: E402
 from livegen.diffusion.architectures import new_model, parameter_count  # noqa: E402
 from livegen.diffusion.checkpoint import LoopModel, load_model  # noqa: E402
+from livegen.diffusion.cpu import keep_freed_memory  # noqa: E402
 from livegen.diffusion.sampling import decode_images, generate  # noqa: E402
 
 SIZES = ("small", "teticio")
@@ -118,7 +124,7 @@ def load_both(size: str, args):
     """A random model of ``size`` saved once, then loaded by livegen and by diffusers: the same weights."""
     with tempfile.TemporaryDirectory(prefix=f"livegen-bench-{size}-") as folder:
         new_model(size).save(folder)
-        model = load_model(folder, device=args.device, precision=args.precision)
+        model = load_model(folder, device=args.device, precision=args.precision, winograd=not args.baseline_child)
         pipe = None if args.skip_diffusers else load_pipeline(folder, model)
     return model, pipe
 
@@ -134,7 +140,12 @@ def bench_size(size: str, args) -> tuple[list[Row], str]:
 
     # With --compare-kernels, each row again with oneDNN alone, right after (same weights, same run).
     precision = PRECISION_NAMES.get(model.dtype, args.precision)
-    kernel_choices = (True, False) if args.compare_kernels and model.winograd_layers else (True,)
+    if args.baseline_child:
+        kernel_choices = (False,)
+    elif args.compare_kernels and model.winograd_layers:
+        kernel_choices = (True, False)
+    else:
+        kernel_choices = (True,)
     rows = []
     for steps in args.steps:
         theirs = None
@@ -144,7 +155,7 @@ def bench_size(size: str, args) -> tuple[list[Row], str]:
         for winograd in kernel_choices:
             model.to(model.device, precision, winograd=winograd)
             kernels = kernel_names(model)
-            if len(kernel_choices) > 1:
+            if winograd != kernel_choices[0]:
                 livegen_loops(model, WARMUP_STEPS, args.batch)
             progress(f"{size}: {steps} steps, livegen, {kernels}")
             sampling, inversion = time_livegen(model, steps, args.batch, args.repeats)
@@ -157,11 +168,24 @@ def bench_size(size: str, args) -> tuple[list[Row], str]:
 
 
 def kernel_names(model: LoopModel) -> str:
+    if model.device.type != "cpu":
+        return model.device.type
+    allocator = "freed memory kept" if keep_freed_memory() else "glibc's default malloc"
     if model.winograd_layers:
-        return f"NNPACK Winograd ({model.winograd_layers} layers) + oneDNN, NCHW"
-    if model.device.type == "cpu":
-        return "oneDNN, channels_last"
-    return model.device.type
+        return f"NNPACK Winograd ({model.winograd_layers} layers) + oneDNN, NCHW; {allocator}"
+    return f"oneDNN, channels_last; {allocator}"
+
+
+def baseline_rows(size: str, args) -> list[Row]:
+    """The rows as livegen ran before its CPU work (oneDNN alone, glibc's default malloc): in a
+    child process, since the allocator setting is process-wide."""
+    command = [sys.executable, __file__, "--sizes", size, "--steps", *map(str, args.steps), "--batch",
+               str(args.batch), "--repeats", str(args.repeats), "--precision", args.precision, "--skip-diffusers",
+               "--baseline-child", *(["--threads", str(args.threads)] if args.threads else []),
+               *(["--device", args.device] if args.device else [])]
+    done = subprocess.run(command, env={**os.environ, "LIVEGEN_KEEP_FREED_MEMORY": "0"}, capture_output=True,
+                          text=True, check=True)
+    return [Row(**fields) for fields in json.loads(done.stdout.strip().splitlines()[-1])]
 
 
 def report(rows: list[Row], args, setup: str) -> str:
@@ -186,7 +210,9 @@ def parse_args():
     parser.add_argument("--device", default=None, help="cpu, cuda, mps; default: the best available")
     parser.add_argument("--skip-diffusers", action="store_true", help="time livegen only")
     parser.add_argument("--compare-kernels", action="store_true",
-                        help="on the CPU in fp32: each livegen row also with oneDNN alone (no Winograd layers)")
+                        help="on the CPU in fp32: each livegen row also with oneDNN alone (no Winograd layers), "
+                             "and as before either (oneDNN alone and glibc's default malloc, in a child process)")
+    parser.add_argument("--baseline-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="small model, 10 steps only: a smoke test")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's, one per core); 1 on a shared machine")
@@ -205,6 +231,12 @@ def main():
     rows, setups = [], []
     for size in args.sizes:
         size_rows, setup = bench_size(size, args)
+        if args.baseline_child:
+            print(json.dumps([dataclasses.asdict(row) for row in size_rows]))
+            return
+        if args.compare_kernels and setup.endswith("cpu"):
+            progress(f"{size}: as before, in a child process")
+            size_rows += baseline_rows(size, args)
         rows += size_rows
         setups.append(setup)
     # Every size resolves device and precision the same way, so this is normally one entry.

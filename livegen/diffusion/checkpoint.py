@@ -25,7 +25,7 @@ import torch
 
 from ..audio.mel import CodecError, MelConfig
 from ..jsonfile import read_json_object
-from .winograd import use_winograd
+from .cpu import keep_freed_memory, use_winograd
 
 WEIGHTS_NAME = "diffusion_pytorch_model"
 EXTRA_NAME = "livegen.json"
@@ -115,7 +115,9 @@ class LoopModel:
         self.device = resolve_device(device)
         self.dtype = resolve_precision(self.device, precision)
         on_cpu = self.device.type == "cpu"
-        # fp32 on the CPU: NNPACK's Winograd kernels for wide layers, in NCHW (see winograd.py).
+        if on_cpu:
+            keep_freed_memory()
+        # fp32 on the CPU: NNPACK's Winograd kernels for wide layers, in NCHW (see cpu.py).
         self.winograd_layers = use_winograd(self.unet, winograd and on_cpu and self.dtype == torch.float32)
         self.memory_format = torch.channels_last if on_cpu and not self.winograd_layers else torch.contiguous_format
         for net in (self.unet, self.vqvae):

@@ -1,20 +1,33 @@
-"""NNPACK's Winograd kernels for a UNet's wide 3x3 convolutions on the CPU.
+"""Inference speed on the CPU: the allocator, and NNPACK's Winograd convolutions.
 
-Measured on 2 AVX2 cores (no AVX-512): a 3x3 convolution of 128 channels at
-256x256 takes oneDNN 0.17 s in channels_last and 0.34 s in NCHW, NNPACK's
-Winograd kernel 0.08 s. Below 128 channels or 64x64 pixels oneDNN is as fast
-or faster, and NNPACK's batched path is slower than calling it per image.
-NNPACK takes only NCHW, and converting to and from channels_last around each
-layer costs more than it gains, so a model that has wide layers runs in NCHW
-throughout: the published-size UNet (113.7M) then takes 3.9 s a pass instead
-of 5.1. Models without such layers (the shipped lite ones) keep channels_last,
-which is 10-25% faster for them.
+Measured on 2 AVX2 cores (no AVX-512), fp32.
 
-Inference only: with gradients enabled, off the CPU or in another dtype than
-fp32 (autocast included) a swapped layer is an ordinary ``Conv2d``.
+Allocator: a UNet pass frees and allocates activations of up to 32 MiB (128
+channels at 256x256). glibc's malloc maps blocks that big fresh from the kernel
+and unmaps them when freed, so every one is page-faulted and zeroed again:
+500k page faults and 2 s of kernel time per pass of the published-size UNet,
+0.14 s per batch of 8 of the shipped lite one. ``keep_freed_memory`` has malloc
+keep them for reuse (the process then holds on to its peak memory).
+
+Convolutions: a 3x3 convolution of 128 channels at 256x256 takes oneDNN 0.17 s
+in channels_last and 0.34 s in NCHW, NNPACK's Winograd kernel 0.08 s. Below
+128 channels or 64x64 pixels oneDNN is as fast or faster, and NNPACK's batched
+path is slower than calling it per image. NNPACK takes only NCHW, and
+converting to and from channels_last around each layer costs more than it
+gains, so a model whose wide layers do most of its work runs in NCHW
+throughout (the published-size UNet: 33 of its 96 convolutions). Other models
+(the shipped lite ones) keep channels_last, 10-25% faster for them.
+
+Inference only: with gradients enabled, off the CPU, in another dtype than
+fp32 (autocast included) or under torch.compile (the NNPACK op has no meta
+kernel to trace) a swapped layer is an ordinary ``Conv2d``.
 """
 
 from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
 
 import torch
 
@@ -23,12 +36,34 @@ MIN_PIXELS = 64 * 64
 MIN_SHARE = 0.5  # of the UNet's convolution work (multiply-adds) in such layers
 
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, from glibc's malloc.h
+_kept = None
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc's malloc serve big blocks from its heap and keep them when freed (see above).
+
+    Process-wide and idempotent; False where the C library is not glibc, or where the environment
+    sets LIVEGEN_KEEP_FREED_MEMORY=0 (memory over speed, and the bench's baseline)."""
+    global _kept
+    if _kept is None:
+        if os.environ.get("LIVEGEN_KEEP_FREED_MEMORY", "1") == "0":
+            _kept = False
+            return _kept
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c"))
+            _kept = bool(libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30) and libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+        except (OSError, AttributeError, TypeError):  # no libc found, or one without mallopt
+            _kept = False
+    return _kept
+
+
 class WinogradConv2d(torch.nn.Conv2d):
     """A 3x3, stride 1, padding 1 ``Conv2d`` that runs through NNPACK in inference on the CPU."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32
-                or torch.is_autocast_enabled("cpu")):
+                or torch.is_autocast_enabled("cpu") or torch.compiler.is_compiling()):
             return super().forward(x)
         x = x.contiguous()
         # Image by image: NNPACK's batched (training) algorithm is 2-4x slower per image here,

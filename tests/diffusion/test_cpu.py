@@ -1,12 +1,16 @@
 """NNPACK's Winograd convolutions on the CPU: same results as oneDNN's, chosen only where they pay."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
 from livegen.audio.mel import MelConfig
 from livegen.diffusion import generate, load_model
 from livegen.diffusion.architectures import Architecture, new_model
-from livegen.diffusion.winograd import WinogradConv2d, conv_input_shapes, use_winograd
+from livegen.diffusion.cpu import WinogradConv2d, conv_input_shapes, use_winograd
 
 pytestmark = pytest.mark.skipif(not torch.backends.nnpack.is_available(), reason="this torch build has no NNPACK")
 
@@ -85,3 +89,31 @@ def test_narrow_models_keep_onednn_in_channels_last(size):
     assert use_winograd(model.unet) == 0
     model.to("cpu", "fp32")
     assert model.winograd_layers == 0 and model.memory_format == torch.channels_last
+
+
+FAULTS = """
+import resource, sys, torch
+from livegen.diffusion.cpu import keep_freed_memory
+print(keep_freed_memory(), file=sys.stderr)
+for _ in range(10):  # 40 MiB, above glibc's largest mmap threshold; kept, the heap settles within a few
+    torch.empty(10 << 20).fill_(1.0)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    torch.empty(10 << 20).fill_(1.0)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def page_faults(keep: str) -> int:
+    env = {**os.environ, "LIVEGEN_KEEP_FREED_MEMORY": keep}
+    done = subprocess.run([sys.executable, "-c", FAULTS], env=env, capture_output=True, text=True, check=True)
+    assert done.stderr.strip().splitlines()[-1] == ("True" if keep == "1" else "False")
+    return int(done.stdout)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_kept_memory_is_reused_without_page_faults():
+    """40 MiB tensors one after another: glibc maps and faults in each; kept, the heap's are reused."""
+    plain, kept = page_faults("0"), page_faults("1")
+    assert plain > 10 * 5000  # about 10240 faults of 4 KiB pages per tensor
+    assert kept < plain / 20
