@@ -146,6 +146,7 @@ def bench_size(size: str, args) -> tuple[list[Row], str]:
         kernel_choices = (True, False)
     else:
         kernel_choices = (True,)
+    current = kernel_choices[0]  # what the model was loaded and warmed up with
     rows = []
     for steps in args.steps:
         theirs = None
@@ -153,17 +154,17 @@ def bench_size(size: str, args) -> tuple[list[Row], str]:
             progress(f"{size}: {steps} steps, diffusers")
             theirs = time_diffusers(pipe, model, steps, args.repeats)
         for winograd in kernel_choices:
-            model.to(model.device, precision, winograd=winograd)
+            if winograd != current:
+                model.to(model.device, precision, winograd=winograd)
+                livegen_loops(model, WARMUP_STEPS, args.batch)  # a warm-up in the new layout
+                current = winograd
             kernels = kernel_names(model)
-            if winograd != kernel_choices[0]:
-                livegen_loops(model, WARMUP_STEPS, args.batch)
             progress(f"{size}: {steps} steps, livegen, {kernels}")
             sampling, inversion = time_livegen(model, steps, args.batch, args.repeats)
             row = Row(size, parameter_count(model), f"{model.mel.y_res} x {model.mel.x_res}", steps, args.batch,
                       sampling, inversion, model.mel.slice_seconds, theirs, kernels)
             progress("  " + " | ".join(str(c) for c in row.cells()))
             rows.append(row)
-        model.to(model.device, precision)
     return rows, f"{precision} on {model.device}"
 
 

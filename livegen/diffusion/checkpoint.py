@@ -87,7 +87,6 @@ class LoopModel:
     path: Path | None = None
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype = torch.float32
-    memory_format: torch.memory_format = torch.contiguous_format  # what the UNet's input is made (``to``)
     winograd_layers: int = 0  # convolutions that run on NNPACK (``to``)
 
     @property
@@ -96,6 +95,13 @@ class LoopModel:
         size = self.unet.config.sample_size
         height, width = (size, size) if isinstance(size, int) else size
         return self.unet.config.in_channels, height, width
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """The networks' layout, and the UNet input's: channels_last on the CPU, but NCHW for NNPACK."""
+        if self.device.type == "cpu" and not self.winograd_layers:
+            return torch.channels_last
+        return torch.contiguous_format
 
     @property
     def is_class_conditional(self) -> bool:
@@ -118,8 +124,8 @@ class LoopModel:
         if on_cpu:
             keep_freed_memory()
         # fp32 on the CPU: NNPACK's Winograd kernels for wide layers, in NCHW (see cpu.py).
-        self.winograd_layers = use_winograd(self.unet, winograd and on_cpu and self.dtype == torch.float32)
-        self.memory_format = torch.channels_last if on_cpu and not self.winograd_layers else torch.contiguous_format
+        self.winograd_layers = use_winograd(self.unet, self.sample_shape,
+                                            winograd and on_cpu and self.dtype == torch.float32)
         for net in (self.unet, self.vqvae):
             if net is not None:
                 net.to(self.device, memory_format=self.memory_format).eval().requires_grad_(False)

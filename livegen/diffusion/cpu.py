@@ -79,11 +79,10 @@ def _is_plain_3x3(conv: torch.nn.Module) -> bool:
             and conv.groups == 1 and conv.padding_mode == "zeros")
 
 
-def conv_input_shapes(unet: torch.nn.Module) -> dict[str, tuple[int, ...]]:
-    """Each Conv2d's input shape (C, H, W) at the UNet's sample size, by module name.
+def conv_input_shapes(unet: torch.nn.Module, sample_shape: tuple[int, int, int]) -> dict[str, tuple[int, ...]]:
+    """Each Conv2d's input shape (C, H, W) for a UNet input of ``sample_shape`` (C, H, W), by module name.
 
     Traced on the meta device: a copy of the network with no storage, so it costs no compute."""
-    channels, height, width = unet.config.in_channels, *_sample_size(unet.config.sample_size)
     shapes = {}
 
     def record(name):
@@ -97,19 +96,16 @@ def conv_input_shapes(unet: torch.nn.Module) -> dict[str, tuple[int, ...]]:
                  for name, module in probe.named_modules() if isinstance(module, torch.nn.Conv2d)]
         labels = torch.zeros(1, dtype=torch.long) if unet.config.num_class_embeds else None
         with torch.no_grad():
-            probe(torch.zeros(1, channels, height, width), torch.zeros(1, dtype=torch.long), class_labels=labels)
+            probe(torch.zeros(1, *sample_shape), torch.zeros(1, dtype=torch.long), class_labels=labels)
         for hook in hooks:
             hook.remove()
     return shapes
 
 
-def _sample_size(size) -> tuple[int, int]:
-    return (size, size) if isinstance(size, int) else tuple(size)
-
-
-def use_winograd(unet: torch.nn.Module, enabled: bool = True) -> int:
+def use_winograd(unet: torch.nn.Module, sample_shape: tuple[int, int, int], enabled: bool = True) -> int:
     """Swap the UNet's wide 3x3 convolutions (see the module's docstring) for ``WinogradConv2d``.
 
+    ``sample_shape``: the UNet's input (C, H, W), as ``LoopModel.sample_shape``.
     Only where they do most of the UNet's convolution work (``MIN_SHARE``): otherwise the rest
     loses more to NCHW than they gain. Returns how many were swapped: 0 where NNPACK is missing
     or the UNet has too few such layers. The weights keep their values (made contiguous), so
@@ -120,7 +116,7 @@ def use_winograd(unet: torch.nn.Module, enabled: bool = True) -> int:
     if not enabled or not torch.backends.nnpack.is_available():  # the call also initialises NNPACK
         return 0
     try:
-        shapes = conv_input_shapes(unet)
+        shapes = conv_input_shapes(unet, sample_shape)
     except Exception:  # a network the meta trace cannot run: it only loses the speed-up
         return 0
     modules = dict(unet.named_modules())

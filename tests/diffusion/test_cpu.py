@@ -1,4 +1,5 @@
-"""NNPACK's Winograd convolutions on the CPU: same results as oneDNN's, chosen only where they pay."""
+"""CPU inference speed: NNPACK's Winograd convolutions (same results as oneDNN's, chosen only where
+they pay) and the allocator keeping freed memory."""
 
 import os
 import subprocess
@@ -12,7 +13,7 @@ from livegen.diffusion import generate, load_model
 from livegen.diffusion.architectures import Architecture, new_model
 from livegen.diffusion.cpu import WinogradConv2d, conv_input_shapes, use_winograd
 
-pytestmark = pytest.mark.skipif(not torch.backends.nnpack.is_available(), reason="this torch build has no NNPACK")
+needs_nnpack = pytest.mark.skipif(not torch.backends.nnpack.is_available(), reason="this torch build has no NNPACK")
 
 # Two levels of 128 channels at 64x64 and 32x32: most of its convolution work is wide layers.
 WIDE = Architecture(MelConfig(x_res=64, y_res=64), (128, 128), norm_num_groups=32)
@@ -23,6 +24,7 @@ def wide_conv(seed=0):
     return torch.nn.Conv2d(128, 128, 3, padding=1)
 
 
+@needs_nnpack
 def test_a_winograd_layer_computes_the_same_convolution_image_by_image():
     conv = wide_conv()
     x = torch.randn(3, 128, 64, 64)
@@ -36,6 +38,7 @@ def test_a_winograd_layer_computes_the_same_convolution_image_by_image():
     assert torch.equal(batch, single)  # a result does not depend on the batch it is in
 
 
+@needs_nnpack
 def test_with_gradients_it_is_the_ordinary_convolution():
     conv = wide_conv()
     x = torch.randn(1, 128, 64, 64, requires_grad=True)
@@ -47,22 +50,25 @@ def test_with_gradients_it_is_the_ordinary_convolution():
     assert x.grad is not None and conv.weight.grad is not None
 
 
+@needs_nnpack
 def test_conv_input_shapes_are_traced_without_compute():
     model = new_model(WIDE, class_names=["a", "b"])
-    shapes = conv_input_shapes(model.unet)
+    shapes = conv_input_shapes(model.unet, model.sample_shape)
     assert shapes["conv_in"] == (1, 64, 64)
     assert shapes["down_blocks.0.resnets.0.conv1"] == (128, 64, 64)
     assert shapes["down_blocks.1.resnets.0.conv1"] == (128, 32, 32)
     assert all(p.device.type == "cpu" for p in model.unet.parameters())  # the model itself is untouched
 
 
+@needs_nnpack
 def test_wide_models_switch_to_winograd_in_nchw_and_sample_the_same_loops(tmp_path):
     new_model(WIDE).save(tmp_path / "wide")
     fast = load_model(tmp_path / "wide", "cpu", "fp32")
     plain = load_model(tmp_path / "wide", "cpu", "fp32", winograd=False)
     swapped = [name for name, m in fast.unet.named_modules() if type(m) is WinogradConv2d]
     assert fast.winograd_layers == len(swapped) > 0 and plain.winograd_layers == 0
-    assert all(shape_at_64(fast, name) for name in swapped)  # only layers at 64x64 and above
+    shapes = conv_input_shapes(fast.unet, fast.sample_shape)
+    assert all(shapes[name][1] * shapes[name][2] >= 64 * 64 for name in swapped)  # only layers at 64x64 and above
     assert fast.memory_format == torch.contiguous_format and plain.memory_format == torch.channels_last
     for (name, a), (_, b) in zip(fast.unet.state_dict().items(), plain.unet.state_dict().items()):
         assert torch.equal(a, b), name  # same weights, so saving is unaffected
@@ -77,16 +83,12 @@ def test_wide_models_switch_to_winograd_in_nchw_and_sample_the_same_loops(tmp_pa
     assert fast.winograd_layers == 0 and not any(type(m) is WinogradConv2d for m in fast.unet.modules())
 
 
-def shape_at_64(model, name):
-    shape = conv_input_shapes(model.unet)[name]
-    return shape[1] * shape[2] >= 64 * 64
-
-
+@needs_nnpack
 @pytest.mark.parametrize("size", ["micro", "lite", "tiny", "small"])
 def test_narrow_models_keep_onednn_in_channels_last(size):
     """Their few wide layers do too little of the work to pay for NCHW in all the others."""
     model = new_model(size)
-    assert use_winograd(model.unet) == 0
+    assert use_winograd(model.unet, model.sample_shape) == 0
     model.to("cpu", "fp32")
     assert model.winograd_layers == 0 and model.memory_format == torch.channels_last
 
