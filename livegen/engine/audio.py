@@ -103,7 +103,7 @@ def audio_main(config: AudioConfig, commands, replies) -> None:
         elif name == "gain":
             mixer.gain = args
         elif name == "filter":
-            mixer.filter_coefficients = args
+            mixer.set_filter(args)
         elif name == "tap":
             mixer.tap = tap if args else None
         state.ints[MixerState.APPLIED] = seq

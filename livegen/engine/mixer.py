@@ -15,10 +15,10 @@ engine's process can read (the mixer runs in a process of its own, see
 
 from __future__ import annotations
 
+import math
 from time import perf_counter
 
 import numpy as np
-from scipy.signal import lfilter
 
 
 def equal_power_fade(frames: int) -> np.ndarray:
@@ -48,6 +48,67 @@ def dj_filter(position: float, sample_rate: int) -> tuple[np.ndarray, np.ndarray
         b = np.array([(1 - cos) / 2, 1 - cos, (1 - cos) / 2])
     a = np.array([1 + alpha, -2 * cos, 1 - alpha])
     return b / a[0], a / a[0]
+
+
+FILTER_CHUNK = 256  # samples per matrix product in the DJ filter; longer blocks take several
+
+
+class ChunkedBiquad:
+    """A biquad that filters a block in place without allocating, for the callback.
+
+    scipy's ``lfilter`` returns a new array on every call. Here the filter's state-space
+    form (that of the transposed direct form II, as ``lfilter`` runs it) is unrolled over
+    ``chunk`` samples into matrices built once, outside the callback: a chunk's output is
+    its impulse-response matrix times the input plus the state's free response, and the
+    next state follows the same way. Same output as ``lfilter`` up to float32 rounding.
+    """
+
+    def __init__(self, b, a, chunk: int = 256):
+        b0, b1, b2 = (float(v) / float(a[0]) for v in b)
+        a1, a2 = float(a[1]) / float(a[0]), float(a[2]) / float(a[0])
+        # s[k+1] = A s[k] + B x[k];  y[k] = s[k][0] + b0 x[k];  A = [[-a1, 1], [-a2, 0]]
+        powers = [(1.0, 0.0, 0.0, 1.0)]  # A^r row by row, r = 0..chunk (plain floats: quick to build)
+        for _ in range(chunk):
+            p00, p01, p10, p11 = powers[-1]
+            powers.append((-a1 * p00 + p10, -a1 * p01 + p11, -a2 * p00, -a2 * p01))
+        table = np.array(powers).reshape(-1, 2, 2)
+        drive = np.array([b1 - a1 * b0, b2 - a2 * b0])  # B
+        impulse = np.empty(chunk)
+        impulse[0] = b0
+        impulse[1:] = table[:chunk - 1, 0, :] @ drive  # first row of A^(k-1) B
+        self.chunk = chunk
+        self.powers = powers
+        # Lower-triangular Toeplitz, row k = impulse[k], ..., impulse[0], 0, ...: windows over
+        # the reversed impulse response padded with zeros, read bottom up.
+        padded = np.concatenate([impulse[::-1], np.zeros(chunk - 1)])
+        self.response = np.lib.stride_tricks.sliding_window_view(padded, chunk)[::-1].astype(np.float32)
+        # y[k] also carries the first row of A^k times the chunk's starting state
+        self.free_response = [np.ascontiguousarray(table[:chunk, 0, i], np.float32) for i in range(2)]
+        # column j: what input sample j adds to the state after the whole chunk, A^(chunk-1-j) B
+        self.to_state = np.ascontiguousarray((table[chunk - 1::-1] @ drive).T, np.float32)
+
+    @staticmethod
+    def scratch(chunk: int) -> np.ndarray:
+        """The float32 working memory ``process`` needs: allocated up front, outside the callback."""
+        return np.zeros(2 * chunk + 2, np.float32)
+
+    def process(self, x: np.ndarray, state: np.ndarray, scratch: np.ndarray) -> None:
+        """Filter float32 ``x`` in place; ``state`` (float64, 2) carries over between calls."""
+        chunk = self.chunk
+        for i in range(0, len(x), chunk):
+            piece = x[i:i + chunk]
+            r = len(piece)
+            out, term, carried = scratch[:r], scratch[chunk:chunk + r], scratch[2 * chunk:2 * chunk + 2]
+            s0, s1 = float(state[0]), float(state[1])
+            np.matmul(self.response[:r, :r], piece, out=out)
+            for row, s in zip(self.free_response, (s0, s1)):
+                np.multiply(row[:r], s, out=term)
+                out += term
+            np.matmul(self.to_state[:, chunk - r:], piece, out=carried)
+            p00, p01, p10, p11 = self.powers[r]
+            state[0] = p00 * s0 + p01 * s1 + float(carried[0])
+            state[1] = p10 * s0 + p11 * s1 + float(carried[1])
+            piece[:] = out
 
 
 class MixerState:
@@ -226,7 +287,9 @@ class Mixer:
         self.state = state if state is not None else MixerState(sample_rate, min(channels, 2), shared=False)
         self.gain = gain  # master gain, set by the engine
         self.ceiling = ceiling
-        self._release = 1.0 - np.exp(-1.0 / max(release_seconds * sample_rate / 256.0, 1.0))
+        # A Python float, not numpy's float64: a float64 scalar would make every gain ufunc below
+        # compute in float64 and cast through a freshly allocated buffer.
+        self._release = 1.0 - math.exp(-1.0 / max(release_seconds * sample_rate / 256.0, 1.0))
         self.current: Voice | None = None
         self.outgoing: Voice | None = None
         # Hand-over with one writer per attribute: the command side writes ``pending``, the callback
@@ -243,9 +306,11 @@ class Mixer:
         self._gain = np.zeros(max_block, np.float32)
         self._ramp = np.zeros(max_block, np.float32)  # 1/n .. 1 over the block: filled for its size
         self._ramp_block = 0
-        # DJ filter: (b, a) of a biquad set by the engine, None when flat; its state lives here.
-        self.filter_coefficients: tuple[np.ndarray, np.ndarray] | None = None
+        # DJ filter: a biquad set by the command side, None when flat; its state lives here, so a
+        # new setting of the knob carries on from the old one's state.
+        self.filter: ChunkedBiquad | None = None
         self._filter_state = np.zeros(2, np.float64)
+        self._filter_scratch = ChunkedBiquad.scratch(FILTER_CHUNK)
 
     # ------------------------------------------------------------ the callback
     def render(self, out: np.ndarray) -> None:
@@ -269,12 +334,9 @@ class Mixer:
                 self.outgoing = None
                 self.state.ints[MixerState.OUTGOING_ID] = -1
 
-        coefficients = self.filter_coefficients
-        if coefficients is not None:
-            # lfilter hands back a fresh block-sized array: the one allocation the callback
-            # makes, and only while the filter knob is off centre.
-            filtered, self._filter_state[:] = lfilter(coefficients[0], coefficients[1], mix, zi=self._filter_state)
-            mix[:] = filtered
+        biquad = self.filter
+        if biquad is not None:
+            biquad.process(mix, self._filter_state, self._filter_scratch)
         else:
             self._filter_state[:] = 0.0
         self._master(n)
@@ -405,6 +467,10 @@ class Mixer:
             count = int(ints[MixerState.BUMP_COUNT])
             self.state.bump_log[count % MixerState.BUMP_LOG] = replaced.voice.loop_id
             ints[MixerState.BUMP_COUNT] = count + 1
+
+    def set_filter(self, coefficients: tuple[np.ndarray, np.ndarray] | None) -> None:
+        """The DJ filter's biquad (b, a), from ``dj_filter``; None: flat."""
+        self.filter = None if coefficients is None else ChunkedBiquad(*coefficients, chunk=FILTER_CHUNK)
 
     def set_cue(self, voice: Voice | None) -> None:
         self.cue = voice
