@@ -3,6 +3,9 @@
 All three map wall-clock time to output samples through the mixer's
 ``clock``/``clock_time`` pair (the sample count and perf_counter() of the
 block being rendered), so "this tick came at t" becomes "beat b is at sample s".
+A block is heard the output latency after it is rendered, and a clock tick
+(or Link's beat for "now") marks when a beat is heard, so the sample that
+belongs to it is the one reaching the speaker then, not the one being rendered.
 """
 
 from __future__ import annotations
@@ -22,6 +25,11 @@ def sample_at(engine, t: float) -> int:
     """The output sample being rendered at perf_counter() time ``t``."""
     mixer = engine.mixer
     return int(mixer.clock + (t - mixer.clock_time) * mixer.sample_rate)
+
+
+def sample_heard_at(engine, t: float) -> int:
+    """The output sample reaching the speaker at perf_counter() time ``t``."""
+    return sample_at(engine, t - engine.mixer.output_latency)
 
 
 def bar_phase_error(theirs: float, ours: float, beats_per_bar: int) -> float:
@@ -69,7 +77,7 @@ class MidiClockFollower:
             # Every half beat: is our grid where the clock says? (Using the fitted line, not one
             # jittery tick.)
             fitted_t = float(np.polyval(np.polyfit(self._ticks_at, self._times, 1), self.ticks))
-            sample = sample_at(engine, fitted_t)
+            sample = sample_heard_at(engine, fitted_t)
             theirs = self.ticks / TICKS_PER_BEAT
             ours = engine.transport.beat_at(sample)
             error = bar_phase_error(theirs, ours, engine.transport.beats_per_bar)
@@ -108,7 +116,8 @@ class MidiClockSender:
         tick = int(np.ceil(engine.transport.beat_at(engine.mixer.clock) * TICKS_PER_BEAT))
         while not self._stop.is_set():
             sample = engine.transport.sample_of_beat(tick / TICKS_PER_BEAT)
-            due = engine.mixer.clock_time + (sample - engine.mixer.clock) / rate
+            mixer = engine.mixer  # the tick goes out as its beat is heard
+            due = mixer.clock_time + (sample - mixer.clock) / rate + mixer.output_latency
             wait = due - time.perf_counter() - self.lead
             if wait > 0 and self._stop.wait(min(wait, 0.05)):
                 break
@@ -176,10 +185,11 @@ class LinkSync:
             engine.set_bpm(round(link.tempo, 2), follow=True)
         if engine.playing is None:
             return
-        # Link's beat is for "now"; ours for the sample being rendered now.
+        # Link's beat is for "now": ours for the sample heard now.
         now = time.perf_counter()
         theirs = float(link.beat)
-        ours = engine.transport.beat_at(sample_at(engine, now))
+        heard = sample_heard_at(engine, now)
+        ours = engine.transport.beat_at(heard)
         error = bar_phase_error(theirs, ours, engine.transport.beats_per_bar)
         if abs(error) > PHASE_TOLERANCE:
-            engine.align(sample_at(engine, now), ours + error)
+            engine.align(heard, ours + error)

@@ -9,7 +9,7 @@ import pytest
 import soundfile
 
 from livegen.control import Controls, load_mapping
-from livegen.control.clock import TICKS_PER_BEAT, bar_phase_error, sample_at
+from livegen.control.clock import TICKS_PER_BEAT, bar_phase_error, sample_heard_at
 from livegen.control.midi import MidiControl
 from livegen.engine import AudioFile, Engine, EngineSettings
 from livegen.presets import PRESETS_DIR
@@ -229,7 +229,7 @@ def test_midi_clock_locks_tempo_and_keeps_bar_phase(engine, sender):
         # line through the send times: the sender's own jitter is not the engine's error).
         ticks = np.array([tick for _, tick in sent])
         times = np.polyval(np.polyfit(ticks, [t for t, _ in sent], 1), ticks)
-        errors = [bar_phase_error(tick / TICKS_PER_BEAT, engine.transport.beat_at(sample_at(engine, t)), 4)
+        errors = [bar_phase_error(tick / TICKS_PER_BEAT, engine.transport.beat_at(sample_heard_at(engine, t)), 4)
                   for t, tick in zip(times, ticks) if tick >= 4 * TICKS_PER_BEAT]
         assert max(abs(e) for e in errors) < 0.1, (locked_after, max(errors), min(errors),
                                                    [e for e in engine.events if e["event"] == "sync"][-3:])
@@ -379,6 +379,6 @@ def test_clock_out_ticks_at_the_set_tempo(engine):
     assert kinds[0] == 0xFA and kinds[-1] == 0xFC  # start ... stop
     ticks = [t for t, message in got if message[0] == 0xF8]
     # 24 ticks to each beat the transport moved on (whatever tempo the set is at).
-    beats = (engine.transport.beat_at(sample_at(engine, ticks[-1]))
-             - engine.transport.beat_at(sample_at(engine, ticks[0])))
+    beats = (engine.transport.beat_at(sample_heard_at(engine, ticks[-1]))
+             - engine.transport.beat_at(sample_heard_at(engine, ticks[0])))
     assert len(ticks) - 1 == pytest.approx(TICKS_PER_BEAT * beats, rel=0.02)
