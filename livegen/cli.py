@@ -88,6 +88,10 @@ def _build_parser() -> argparse.ArgumentParser:
     control.add_argument("--clock-in", action="store_true", help="follow MIDI clock (tempo and bar phase) on --midi")
     control.add_argument("--clock-out", metavar="PORT", help="send MIDI clock to this output port")
     control.add_argument("--link", action="store_true", help="join an Ableton Link session (tempo and phase)")
+    control.add_argument("--sync-delay", type=float, default=0.0, metavar="MS",
+                         help="how far the synced gear's sound lags its clock (its audio latency, a MIDI "
+                              "interface's delay): our beats land that much later, our clock out goes out "
+                              "that much earlier; negative for the other way (default 0)")
     control.add_argument("--osc", metavar="[HOST:]PORT", help="OSC server for the same actions (host 127.0.0.1)")
     control.add_argument("--no-dashboard", action="store_true", help="plain status lines instead of the dashboard")
 
@@ -217,7 +221,7 @@ def _play(args) -> int:
         quantise=args.quantise, crossfade_ms=args.crossfade, auto_bars=args.auto_bars,
         sample_rate=args.sample_rate, channels=args.channels, gain=args.gain, device=args.device,
         precision=args.precision, worker_threads=args.worker_threads, seed=args.seed, status_path=args.status,
-        blocksize=args.blocksize, max_block=max(4096, args.blocksize))
+        blocksize=args.blocksize, max_block=max(4096, args.blocksize), sync_delay_ms=args.sync_delay)
     if args.headless:
         output = AudioFile(Path(args.output), blocksize=args.blocksize)
     else:

@@ -5,7 +5,9 @@ All three map wall-clock time to output samples through the mixer's
 block being rendered), so "this tick came at t" becomes "beat b is at sample s".
 A block is heard the output latency after it is rendered, and a clock tick
 (or Link's beat for "now") marks when a beat is heard, so the sample that
-belongs to it is the one reaching the speaker then, not the one being rendered.
+belongs to it is the one reaching the speaker then, not the one being rendered;
+the set's sync delay (``--sync-delay``) moves that for gear heard later than its
+own clock.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ def sample_at(engine, t: float) -> int:
 def sample_heard_at(engine, t: float) -> int:
     """The output sample reaching the speaker at perf_counter() time ``t``."""
     return sample_at(engine, t - engine.mixer.output_latency)
+
+
+def sample_on_clock_beat(engine, t: float) -> int:
+    """The output sample that belongs on a beat an outside clock places at time ``t``."""
+    return sample_heard_at(engine, t + engine.sync_delay)
 
 
 def bar_phase_error(theirs: float, ours: float, beats_per_bar: int) -> float:
@@ -77,7 +84,7 @@ class MidiClockFollower:
             # Every half beat: is our grid where the clock says? (Using the fitted line, not one
             # jittery tick.)
             fitted_t = float(np.polyval(np.polyfit(self._ticks_at, self._times, 1), self.ticks))
-            sample = sample_heard_at(engine, fitted_t)
+            sample = sample_on_clock_beat(engine, fitted_t)
             theirs = self.ticks / TICKS_PER_BEAT
             ours = engine.transport.beat_at(sample)
             error = bar_phase_error(theirs, ours, engine.transport.beats_per_bar)
@@ -116,8 +123,8 @@ class MidiClockSender:
         tick = int(np.ceil(engine.transport.beat_at(engine.mixer.clock) * TICKS_PER_BEAT))
         while not self._stop.is_set():
             sample = engine.transport.sample_of_beat(tick / TICKS_PER_BEAT)
-            mixer = engine.mixer  # the tick goes out as its beat is heard
-            due = mixer.clock_time + (sample - mixer.clock) / rate + mixer.output_latency
+            mixer = engine.mixer  # the tick goes out as its beat is heard (less the sync delay)
+            due = mixer.clock_time + (sample - mixer.clock) / rate + mixer.output_latency - engine.sync_delay
             wait = due - time.perf_counter() - self.lead
             if wait > 0 and self._stop.wait(min(wait, 0.05)):
                 break
@@ -188,7 +195,7 @@ class LinkSync:
         # Link's beat is for "now": ours for the sample heard now.
         now = time.perf_counter()
         theirs = float(link.beat)
-        heard = sample_heard_at(engine, now)
+        heard = sample_on_clock_beat(engine, now)
         ours = engine.transport.beat_at(heard)
         error = bar_phase_error(theirs, ours, engine.transport.beats_per_bar)
         if abs(error) > PHASE_TOLERANCE:

@@ -59,6 +59,7 @@ class EngineSettings:
     batch_size: int = 4
     seed: int | None = None  # first seed; None picks one at random
     min_bpm: float = 60.0
+    sync_delay_ms: float = 0.0  # the clock's gear is heard this much after its clock: our beats follow
     blocksize: int = 256  # the output's block: how far ahead of the callback a launch must be handed over
     max_block: int = 4096  # the largest block the mixer can render
     status_path: Path | None = None
@@ -168,6 +169,7 @@ class Engine:
         self.filter = 0.0
         self.recorder = None  # a Recorder while recording
         self.sync_source, self.sync_detail = "internal", ""  # set by a clock follower (MIDI, Link)
+        self.sync_delay = settings.sync_delay_ms / 1000.0
         self.controller = None  # name of the MIDI mapping in use, for the dashboard
 
     # ------------------------------------------------------------ life cycle

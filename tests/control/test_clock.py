@@ -30,8 +30,9 @@ class RenderClock:
 class GridOnly:
     """What the follower steers: the transport (the real one), through the engine's two calls."""
 
-    def __init__(self, output_latency: float, bpm: float):
+    def __init__(self, output_latency: float, bpm: float, sync_delay: float = 0.0):
         self.mixer = RenderClock(output_latency)
+        self.sync_delay = sync_delay
         self.transport = Transport(RATE, bpm)
         self.sync_source = self.sync_detail = None
 
@@ -46,10 +47,11 @@ class GridOnly:
         self.transport.realign(sample, beat)
 
 
-@pytest.mark.parametrize("latency", [0.0, 0.12])
-def test_follower_puts_the_clock_beat_on_the_sample_heard_with_it(latency):
+@pytest.mark.parametrize("latency, delay", [(0.0, 0.0), (0.12, 0.0), (0.12, 0.05), (0.005, -0.03)])
+def test_follower_puts_the_clock_beat_on_the_sample_heard_with_it(latency, delay):
+    """``delay``: the clock's gear is heard that long after its tick; our beat must be heard with it."""
     bpm = 126.0
-    engine = GridOnly(latency, bpm=110.0)  # starts off tempo and off phase
+    engine = GridOnly(latency, bpm=110.0, sync_delay=delay)  # starts off tempo and off phase
     follower = MidiClockFollower(engine)
     period = 60.0 / (bpm * TICKS_PER_BEAT)
     start = 1.37
@@ -62,11 +64,38 @@ def test_follower_puts_the_clock_beat_on_the_sample_heard_with_it(latency):
     assert follower.bpm == pytest.approx(bpm, abs=0.01)
     last_bar = [tick for tick in ticks if tick >= 7 * 4 * TICKS_PER_BEAT]
     heard = [bar_phase_error(tick / TICKS_PER_BEAT,
-                             engine.transport.beat_at(sample_heard_at(engine, start + tick * period)), 4)
+                             engine.transport.beat_at(sample_heard_at(engine, start + tick * period + delay)), 4)
              for tick in last_bar]
     assert max(abs(e) for e in heard) < PHASE_TOLERANCE  # the follower leaves smaller errors alone
-    # The sample being rendered as a tick arrives is a quarter beat (latency x tempo) past it.
+    # The sample being rendered as a tick arrives is (latency - delay) x tempo past it: a quarter beat
+    # at 120 ms.
     rendered = [bar_phase_error(tick / TICKS_PER_BEAT,
                                 engine.transport.beat_at(sample_at(engine, start + tick * period)), 4)
                 for tick in last_bar]
-    assert np.mean(rendered) == pytest.approx(-latency * bpm / 60, abs=PHASE_TOLERANCE)
+    assert np.mean(rendered) == pytest.approx(-(latency - delay) * bpm / 60, abs=PHASE_TOLERANCE)
+
+
+def test_clock_out_sends_each_tick_as_its_beat_is_heard_less_the_sync_delay():
+    import threading
+    import time
+
+    from livegen.control.clock import MidiClockSender
+
+    latency, delay = 0.1, 0.03
+    engine = GridOnly(latency, bpm=125.0, sync_delay=delay)
+    engine.mixer.clock_time = time.perf_counter()  # a clock pair read once maps every time (steady rate)
+    engine.started = threading.Event()
+    engine.started.set()
+    sent = []
+    sender = MidiClockSender(engine, lambda message: sent.append((time.perf_counter(), message.type))).start()
+    time.sleep(1.0)
+    sender.stop()
+    ticks = [t for t, kind in sent if kind == "clock"]
+    assert sent[0][1] == "start" and sent[-1][1] == "stop" and len(ticks) > 40
+    mixer = engine.mixer
+    first = int(np.ceil(engine.transport.beat_at(mixer.clock) * TICKS_PER_BEAT))
+    heard = [mixer.clock_time + engine.transport.sample_of_beat((first + i) / TICKS_PER_BEAT) / RATE + latency
+             for i in range(len(ticks))]
+    early = np.array(heard) - np.array(ticks)  # sent this long before the beat is heard
+    # The sender aims 2 ms ahead of due; a thread's wake-up adds a little either way.
+    assert np.median(early) == pytest.approx(delay + 0.002, abs=0.002)
