@@ -143,7 +143,7 @@ def distill(teacher_dir: Path, student_dir: Path, settings: DistillSettings, log
     from diffusers.training_utils import EMAModel
 
     from livegen.diffusion import load_model
-    from livegen.diffusion.sampling import _alphas_cumprod
+    from livegen.diffusion.sampling import alphas_cumprod_of
 
     from .eval import relative_distance
 
@@ -176,7 +176,7 @@ def distill(teacher_dir: Path, student_dir: Path, settings: DistillSettings, log
     if settings.init:
         unet.load_state_dict(load_model(settings.init, "cpu", "fp32").unet.state_dict())
     scheduler = student_scheduler(teacher.scheduler)
-    alphas = _alphas_cumprod(teacher).to(device)
+    alphas = alphas_cumprod_of(teacher).to(device)
     schedules = {k: schedule_timesteps(scheduler, k) for k in settings.student_steps}
     ema = EMAModel(unet.parameters(), decay=settings.ema_decay, use_ema_warmup=True, power=3 / 4)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=settings.lr, weight_decay=0.0)

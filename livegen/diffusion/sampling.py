@@ -46,7 +46,8 @@ def make_scheduler(model: LoopModel, sampler: str, steps: int):
     return scheduler
 
 
-def _alphas_cumprod(model: LoopModel) -> torch.Tensor:
+def alphas_cumprod_of(model: LoopModel) -> torch.Tensor:
+    """The noise schedule's cumulative signal fractions, one per training timestep (float32)."""
     from diffusers import DDPMScheduler
 
     return DDPMScheduler.from_config(model.scheduler.config).alphas_cumprod.to(torch.float32)
@@ -187,7 +188,7 @@ def denoise(model: LoopModel, seeds: Sequence[int], *, steps: int = 50, sampler:
         raise SamplingError(f"{noise.shape[0]} noise samples for {len(seeds)} seeds")
     scheduler = make_scheduler(model, sampler, steps)
     timesteps = scheduler.timesteps
-    alphas_cumprod = _alphas_cumprod(model)
+    alphas_cumprod = alphas_cumprod_of(model)
     labels = None
     if model.is_class_conditional:
         labels = torch.as_tensor(list(class_labels) if class_labels is not None else [0] * len(seeds),
@@ -238,7 +239,7 @@ def invert(model: LoopModel, x0: torch.Tensor, *, steps: int = 50, class_labels:
            on_step: Callable[[int], None] | None = None) -> torch.Tensor:
     """DDIM inversion: run the deterministic sampler backwards from a loop to its noise."""
     scheduler = make_scheduler(model, "ddim", steps)
-    alphas_cumprod = _alphas_cumprod(model)
+    alphas_cumprod = alphas_cumprod_of(model)
     labels = None
     if model.is_class_conditional:
         labels = torch.as_tensor(list(class_labels) if class_labels is not None else [0] * x0.shape[0],

@@ -6,7 +6,7 @@ import torch
 
 from livegen.diffusion import (Keep, SamplingError, continuation_input, decode_images, encode_images, generate,
                                invert, keep_columns, load_model, morph, slerp)
-from livegen.diffusion.sampling import _alphas_cumprod
+from livegen.diffusion.sampling import alphas_cumprod_of
 
 
 def test_ddim_is_reproducible_per_seed(tiny_model):
@@ -121,7 +121,7 @@ def test_ddim_inversion_recovers_the_noise(tiny_model, prediction):
     """
     model = tiny_model
     model.scheduler.register_to_config(clip_sample=False, prediction_type=prediction)
-    alphas = _alphas_cumprod(model)
+    alphas = alphas_cumprod_of(model)
     s2 = 0.25
 
     class GaussianDenoiser(torch.nn.Module):

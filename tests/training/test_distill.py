@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from livegen.diffusion import generate, load_model
-from livegen.diffusion.sampling import _alphas_cumprod, initial_noise, seed_generators
+from livegen.diffusion.sampling import alphas_cumprod_of, initial_noise, seed_generators
 from training.distill import DistillSettings, distill, schedule_timesteps, unrolled_ddim
 
 
@@ -43,7 +43,7 @@ def test_the_sampler_runs_the_chain_the_student_was_trained_on(student, steps):
     noise = initial_noise(model, seed_generators(seeds))
     with torch.no_grad():
         unrolled = unrolled_ddim(model.unet, noise, torch.tensor(labels), schedule_timesteps(model.scheduler, steps),
-                                 _alphas_cumprod(model)).clamp(-1, 1)
+                                 alphas_cumprod_of(model)).clamp(-1, 1)
     torch.testing.assert_close(sampled, unrolled, rtol=0, atol=1e-5)
 
 
