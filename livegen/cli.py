@@ -105,11 +105,11 @@ def _build_parser() -> argparse.ArgumentParser:
 def _resolve_model(name: str, device: str = "auto", precision: str = "auto"):
     """A model dir, or a genre preset naming one; returns (model, preset or None)."""
     from .diffusion import load_model
-    from .presets import load_genre
+    from .presets import is_hub_id, load_genre
 
     path = Path(name).expanduser()
-    if path.is_dir():
-        return load_model(path, device, precision), None
+    if path.is_dir() or is_hub_id(name):
+        return load_model(name, device, precision), None
     preset = load_genre(name)
     return load_model(preset.model, device, precision), preset
 
@@ -178,7 +178,7 @@ def _info(args) -> int:
 
     model, preset = _resolve_model(args.model)
     cfg = model.mel
-    print(f"model      {model.path}")
+    print(f"model      {model.path}" + (f" ({model.hub_id})" if model.hub_id else ""))
     if preset:
         print(f"preset     {preset.name}: {preset.sampler} {preset.steps} steps, {preset.bpm_range[0]:g}-"
               f"{preset.bpm_range[1]:g} BPM, label {preset.label}")

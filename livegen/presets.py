@@ -1,6 +1,7 @@
 """Genre presets: ``presets/genres/NAME.toml`` names a model dir and its defaults.
 
-    model = "../models/techno"     # relative to the preset file
+    model = "../models/techno"     # relative to the preset file, or a published model's
+                                   # Hugging Face Hub id ("teticio/audio-diffusion-breaks-256")
     label = "techno"               # class label, where one model holds several genres
     steps = 50
     sampler = "ddim"
@@ -10,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,8 @@ SAMPLERS = {
     "dpm++": "DPMSolverMultistepScheduler",
 }
 
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")  # owner/name, as the Hub spells them
+
 PRESETS_DIR = Path(os.environ.get("LIVEGEN_PRESETS", Path(__file__).resolve().parent.parent / "presets"))
 
 
@@ -32,11 +36,21 @@ class PresetError(ValueError):
 @dataclass(frozen=True)
 class GenrePreset:
     name: str
-    model: Path
+    model: Path | str  # a model dir, or a Hub id (str) where no dir of that name is beside the preset
     label: str | None = None
     steps: int = 50
     sampler: str = "ddim"
     bpm_range: tuple[float, float] = (60.0, 200.0)
+
+
+def is_hub_id(name) -> bool:
+    """Could ``name`` be a Hugging Face Hub id? (A local directory of that name comes first.)"""
+    return isinstance(name, str) and HUB_ID.fullmatch(name) is not None
+
+
+def _model_location(preset_dir: Path, model: str) -> Path | str:
+    local = preset_dir / model
+    return model if is_hub_id(model) and not local.is_dir() else local.resolve()
 
 
 def load_genre(name_or_path: str | Path, presets_dir: Path = PRESETS_DIR) -> GenrePreset:
@@ -60,7 +74,7 @@ def load_genre(name_or_path: str | Path, presets_dir: Path = PRESETS_DIR) -> Gen
         raise PresetError(f"{path}: unknown sampler {data['sampler']!r} (samplers: {', '.join(SAMPLERS)})")
     try:
         low, high = data.get("bpm_range", (60.0, 200.0))
-        return GenrePreset(name=path.stem, model=(path.parent / data["model"]).resolve(),
+        return GenrePreset(name=path.stem, model=_model_location(path.parent, str(data["model"])),
                            label=data.get("label"), steps=int(data.get("steps", 50)),
                            sampler=str(data.get("sampler", "ddim")), bpm_range=(float(low), float(high)))
     except (TypeError, ValueError) as err:

@@ -68,3 +68,48 @@ def test_new_model_then_info(tmp_path):
     assert result.returncode == 0, result.stderr
     info = run("info", tmp_path / "m")
     assert "2.5M parameters" in info.stdout and "techno, house" in info.stdout and "untrained" in info.stdout
+
+
+def hub_cache(root, hub_id, model_dir, revision="0123456789abcdef0123456789abcdef01234567"):
+    """A Hugging Face Hub cache holding ``model_dir`` as ``hub_id``'s main revision, in the hub client's
+    own layout (models--OWNER--NAME/refs/main -> snapshots/REVISION/...), as a download leaves it."""
+    import shutil
+
+    repo = root / ("models--" + hub_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    shutil.copytree(model_dir, repo / "snapshots" / revision)
+    return {"HF_HUB_CACHE": str(root), "HF_HUB_OFFLINE": "1"}
+
+
+def test_published_model_by_hub_id_loads_from_the_hub_cache(tiny_model_dir, tmp_path):
+    env = hub_cache(tmp_path / "hub", "someone/tiny-loops", tiny_model_dir)
+    info = run("info", "someone/tiny-loops", env=env)
+    assert info.returncode == 0, info.stderr
+    assert "(someone/tiny-loops)" in info.stdout and "snapshots" in info.stdout
+    result = run("generate", "--model", "someone/tiny-loops", "--count", 1, "--steps", 2, "--seed", 3, "--raw",
+                 "--out", tmp_path / "out", env=env)
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in (tmp_path / "out").glob("*.wav")] == ["tiny-loops_seed3_ddim2_raw.wav"]
+    # A genre preset may name it too (no dir of that name beside the preset).
+    presets = tmp_path / "presets"
+    (presets / "genres").mkdir(parents=True)
+    (presets / "genres" / "published.toml").write_text('model = "someone/tiny-loops"\nsteps = 2\n')
+    info = run("info", "published", env={**env, "LIVEGEN_PRESETS": str(presets)})
+    assert info.returncode == 0 and "(someone/tiny-loops)" in info.stdout, info.stderr
+
+
+def test_published_model_with_bin_weights_only(tmp_path):
+    from livegen.diffusion.architectures import ARCHITECTURES, new_model
+
+    new_model(ARCHITECTURES["micro"], seed=4).save(tmp_path / "bin", safe_serialization=False)
+    assert not list((tmp_path / "bin" / "unet").glob("*.safetensors"))
+    env = hub_cache(tmp_path / "hub", "someone/old-format", tmp_path / "bin")
+    info = run("info", "someone/old-format", env=env)
+    assert info.returncode == 0 and "(someone/old-format)" in info.stdout, info.stderr
+
+
+def test_unknown_hub_id_offline_says_so(tmp_path):
+    result = run("info", "someone/not-downloaded", env={"HF_HUB_CACHE": str(tmp_path), "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "someone/not-downloaded: no model directory of that name" in result.stderr

@@ -8,7 +8,9 @@
     livegen.json              optional: genre names for class labels, training notes
 
 A directory downloaded from the published models loads as it is, and what we
-save loads in diffusers' ``AudioDiffusionPipeline`` too. Weights are read from
+save loads in diffusers' ``AudioDiffusionPipeline`` too. A published model may
+also be named by its Hugging Face Hub id (``teticio/audio-diffusion-256``): it
+is fetched once into the Hub's cache and read from there, offline too. Weights are read from
 safetensors (single or sharded); a ``.bin`` only through
 ``torch.load(weights_only=True)``, never plain unpickling. Every failure names
 the file that caused it.
@@ -25,6 +27,7 @@ import torch
 
 from ..audio.mel import CodecError, MelConfig
 from ..jsonfile import read_json_object
+from ..presets import is_hub_id
 from .cpu import keep_freed_memory, use_winograd
 
 WEIGHTS_NAME = "diffusion_pytorch_model"
@@ -85,6 +88,7 @@ class LoopModel:
     class_names: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
     path: Path | None = None
+    hub_id: str | None = None  # where it came from, when named by its Hub id
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype = torch.float32
     winograd_layers: int = 0  # convolutions that run on NNPACK (``to``)
@@ -109,6 +113,8 @@ class LoopModel:
 
     @property
     def name(self) -> str:
+        if self.hub_id:  # its path is a snapshot folder named by a commit hash
+            return self.hub_id.split("/")[-1]
         return self.path.name if self.path else "unsaved"
 
     def to(self, device=None, precision: str = "auto", winograd: bool = True) -> "LoopModel":
@@ -259,10 +265,33 @@ def _load_scheduler(folder: Path):
     return cls.from_config(config)
 
 
+def fetch_from_hub(hub_id: str) -> Path:
+    """The local folder of a published model: downloaded into the Hub's cache the first time, then read
+    from there (offline, or with ``HF_HUB_OFFLINE=1``, only the cache is looked at)."""
+    from huggingface_hub import snapshot_download
+
+    # Only the model's parts: configs, then safetensors weights, or .bin where the repo has no safetensors.
+    parts = ("unet", "scheduler", "mel", "vqvae")
+    configs = ["model_index.json", EXTRA_NAME, *(f"{part}/*.json" for part in parts)]
+    try:
+        folder = Path(snapshot_download(hub_id, allow_patterns=configs + [f"{p}/*.safetensors" for p in parts]))
+        if not any((folder / "unet").glob("*.safetensors")):
+            folder = Path(snapshot_download(hub_id, allow_patterns=configs + [f"{p}/*.bin" for p in parts]))
+    except (OSError, ValueError) as err:  # the Hub client's: not found, offline and not cached, HTTP, bad id
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{hub_id}: no model directory of that name, and the Hugging Face Hub model "
+                              f"could not be had ({reason})") from None
+    return folder
+
+
 def load_model(path: str | Path, device=None, precision: str = "auto", winograd: bool = True) -> LoopModel:
-    """Load a model directory and move it to ``device`` (see ``LoopModel.to``)."""
+    """Load a model directory (or a published model by its Hub id) and move it to ``device``
+    (see ``LoopModel.to``)."""
     from diffusers import AutoencoderKL, UNet2DModel
 
+    hub_id = None
+    if is_hub_id(path) and not Path(path).expanduser().is_dir():
+        hub_id, path = str(path), fetch_from_hub(str(path))
     path = Path(path).expanduser()
     if not path.is_dir():
         raise CheckpointError(f"{path}: no such model directory")
@@ -284,7 +313,7 @@ def load_model(path: str | Path, device=None, precision: str = "auto", winograd:
     extra = _read_json(path / EXTRA_NAME) if (path / EXTRA_NAME).exists() else {}
     class_names = [str(n) for n in extra.pop("class_names", [])]
     model = LoopModel(unet=unet, scheduler=scheduler, mel=mel, vqvae=vqvae, class_names=class_names,
-                      extra=extra, path=path)
+                      extra=extra, path=path, hub_id=hub_id)
     _check_shapes(model)
     return model.to(device, precision, winograd)
 
