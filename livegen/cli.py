@@ -32,6 +32,8 @@ def _build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--batch", type=_positive_int, default=8, help="loops sampled at once")
     gen.add_argument("--genre", help="class label (name or index) for class-conditional models")
     gen.add_argument("--bpm", type=float, help="stretch every loop to this tempo")
+    gen.add_argument("--bars", type=int, choices=[1, 2, 4], default=4,
+                     help="longest loop in bars (default 4); a slice too short for it gives fewer")
     gen.add_argument("--raw", action="store_true", help="write the whole slice, not cut to bars")
     gen.add_argument("--sample-rate", type=int, help="output sample rate (default: the model's)")
     gen.add_argument("--format", choices=["wav", "flac"], default="wav")
@@ -52,6 +54,8 @@ def _build_parser() -> argparse.ArgumentParser:
     play.add_argument("--steps", type=_positive_int, help="sampling steps (default: each preset's)")
     play.add_argument("--sampler", choices=list(SAMPLERS), help="default: each preset's")
     play.add_argument("--auto-bars", type=_positive_int, metavar="N", help="launch a new loop every N bars by itself")
+    play.add_argument("--bars", type=int, choices=[1, 2, 4], default=4,
+                      help="longest loop in bars (default 4; a slice too short for it gives fewer)")
     play.add_argument("--quantise", choices=list(QUANTISE_BARS), default="1",
                       help="launch on the next: beat, 1, 2 or 4 bars, or off (default 1 bar)")
     play.add_argument("--crossfade", type=float, default=20.0, metavar="MS", help="crossfade length (default 20 ms)")
@@ -127,7 +131,7 @@ def _generate(args) -> int:
         steps=args.steps or (preset.steps if preset else 50),
         sampler=args.sampler or (preset.sampler if preset else "ddim"),
         eta=args.eta, batch_size=args.batch, genre=args.genre or (preset.label if preset else None),
-        bpm=args.bpm, raw=args.raw, sample_rate=args.sample_rate,
+        bpm=args.bpm, raw=args.raw, sample_rate=args.sample_rate, bars=args.bars,
     )
     seeds = [args.seed + i for i in range(args.count)]
     console.print(f"[bold]{model.name}[/] on {model.device} ({str(model.dtype).removeprefix('torch.')}), "
@@ -218,7 +222,7 @@ def _play(args) -> int:
     latency = args.latency if args.latency in ("low", "high") else float(args.latency)
     settings = EngineSettings(
         genres=args.genres or ["techno"], bpm=args.bpm, steps=args.steps, sampler=args.sampler, depth=args.depth,
-        quantise=args.quantise, crossfade_ms=args.crossfade, auto_bars=args.auto_bars,
+        quantise=args.quantise, crossfade_ms=args.crossfade, auto_bars=args.auto_bars, bars=args.bars,
         sample_rate=args.sample_rate, channels=args.channels, gain=args.gain, device=args.device,
         precision=args.precision, worker_threads=args.worker_threads, seed=args.seed, status_path=args.status,
         blocksize=args.blocksize, max_block=max(4096, args.blocksize), sync_delay_ms=args.sync_delay)

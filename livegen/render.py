@@ -15,7 +15,7 @@ import numpy as np
 
 from .audio import MelCodec
 from .diffusion import LoopModel, decode_images, generate
-from .loops import Loop, LoopError, loops_from_images, raw_loop
+from .loops import Loop, LoopError, bar_choices, loops_from_images, raw_loop
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class RenderSettings:
     genre: str | None = None  # class label name or index, for class-conditional models
     bpm: float | None = None  # stretch to this tempo; None keeps the detected one
     raw: bool = False  # keep the whole slice, uncut
+    bars: int = 4  # the longest loop, in bars (1, 2 or 4); a slice too short for it gives fewer
     sample_rate: int | None = None  # output rate; None keeps the model's
 
 
@@ -59,7 +60,7 @@ def render(model: LoopModel, seeds: Sequence[int], settings: RenderSettings,
                     loops.append(err)
         else:
             loops = loops_from_images(images, model.mel, bpm=settings.bpm, out_rate=settings.sample_rate,
-                                      device=model.device)
+                                      device=model.device, bar_choices=bar_choices(settings.bars))
         for seed, image, loop in zip(batch, images, loops):
             if isinstance(loop, LoopError):
                 yield Rendered(seed, image, None, str(loop))

@@ -113,3 +113,13 @@ def test_unknown_hub_id_offline_says_so(tmp_path):
     result = run("info", "someone/not-downloaded", env={"HF_HUB_CACHE": str(tmp_path), "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "someone/not-downloaded: no model directory of that name" in result.stderr
+
+
+def test_generate_loops_of_one_bar_from_the_shipped_default(tmp_path):
+    result = run("generate", "--model", "techno", "--count", 3, "--seed", 40, "--bpm", 128, "--bars", 1,
+                 "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    sidecars = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*.json"))]
+    assert sidecars and all(meta["bars"] == 1 for meta in sidecars)
+    for meta in sidecars:
+        assert meta["frames"] == round(4 * 60 / 128 * meta["sample_rate"])

@@ -3,8 +3,8 @@
     buttons  fire once per press (note-on with velocity, or a CC reaching 64)
     knobs    take a CC's position, 0..1 (``amount``)
 
-``select_genre`` and ``quantise`` are both: a button with a value, or a knob
-spread across the choices.
+``select_genre``, ``quantise`` and ``bars`` are all three: a button with a value
+(or, with none, the next choice), or a knob spread across the choices.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from collections import deque
 from pathlib import Path
 
 from ..engine.transport import QUANTISE_BARS
+from ..loops.prep import BAR_LENGTHS
 from ..presets import SAMPLERS
 
-BUTTONS = {"trigger", "select_genre", "quantise", "steps_up", "steps_down", "sampler", "variation", "continuation",
+BUTTONS = {"trigger", "select_genre", "quantise", "bars", "steps_up", "steps_down", "sampler", "variation", "continuation",
            "morph", "tap", "bpm_up", "bpm_down", "record", "save", "cue", "auto"}
-KNOBS = {"select_genre", "quantise", "steps", "variation_strength", "bpm", "volume", "filter"}
+KNOBS = {"select_genre", "quantise", "bars", "steps", "variation_strength", "bpm", "volume", "filter"}
 ACTIONS = BUTTONS | KNOBS
 
 MAX_STEPS = 50
@@ -91,6 +92,18 @@ class Controls:
         else:  # a button with no value cycles
             choice = choices[(choices.index(self.engine.quantise) + 1) % len(choices)]
         self.engine.set_quantise(choice)
+
+    def _do_bars(self, value, amount):
+        choices = sorted(BAR_LENGTHS)
+        if value is not None:
+            bars = int(value)
+            if bars not in choices:
+                raise ActionError(f"loop length must be 1, 2 or 4 bars, not {value!r}")
+        elif amount is not None:
+            bars = self._spread(choices, amount)
+        else:  # a button with no value cycles
+            bars = choices[(choices.index(self.engine.max_bars) + 1) % len(choices)]
+        self.engine.set_bars(bars)
 
     def _do_variation(self, value, amount):
         self.engine.trigger_mode("variation", strength=float(value) if value is not None else self.strength)

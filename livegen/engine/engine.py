@@ -27,6 +27,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..loops.prep import BAR_LENGTHS
 from ..presets import PRESETS_DIR, SAMPLERS, PresetError, load_genre
 from .audio import RemoteMixer
 from .loopbank import LoopBank, slot_frames_for
@@ -50,6 +51,7 @@ class EngineSettings:
     quantise: str = "1"  # off | beat | 1 | 2 | 4 (bars)
     crossfade_ms: float = 20.0
     auto_bars: int | None = None  # launch a new loop every N bars by itself
+    bars: int = 4  # the longest loop to cut: 1, 2 or 4 bars (a slice too short for it gives fewer)
     sample_rate: int = 48000
     channels: int = 2
     gain: float = 0.8
@@ -122,10 +124,13 @@ class Engine:
         self.steps, self.sampler = settings.steps, settings.sampler
         self.quantise = settings.quantise
         self.auto_bars = settings.auto_bars
+        if settings.bars not in BAR_LENGTHS:
+            raise EngineError(f"loop length must be 1, 2 or 4 bars, got {settings.bars!r}")
+        self.max_bars = settings.bars
         self.transport = Transport(settings.sample_rate, settings.bpm)
         self.target_bpm = settings.bpm  # the tempo loops are made for; the grid follows at a bar line
         self._fade = equal_power_fade(int(settings.crossfade_ms * settings.sample_rate / 1000))
-        slots = len(self.genres) * settings.depth + 8  # + playing, outgoing, pending, cue, re-tempo, modes
+        slots = len(self.genres) * settings.depth + 8  # + playing, outgoing, pending, cue, recuts, modes
         self.bank = LoopBank(slots, slot_frames_for(settings.sample_rate, settings.min_bpm))
         self.output = output
         self.mixer = RemoteMixer(self.bank, settings.sample_rate, settings.channels, settings.max_block, settings.gain)
@@ -133,7 +138,7 @@ class Engine:
         self._next_id = 1
         self.loops: dict[int, LoopInfo] = {}  # every loop that holds a slot, ready or on stage
         self._in_flight: dict[int, LoopRequest] = {}
-        self._restretched: dict[int, LoopInfo] = {}  # re-tempo request id -> the loop it re-stretches
+        self._restretched: dict[int, LoopInfo] = {}  # recut request id -> the loop it cuts again
         self._on_stage: dict[int, LoopInfo] = {}  # launched or about to be
         self._stage_misses: dict[int, int] = {}
         self._waiting: LoopRequest | None = None  # a mode request to launch as soon as it is ready
@@ -321,6 +326,11 @@ class Engine:
         line at once; otherwise it turns when the playing loop's re-stretched copy takes over."""
         self._do(lambda: self._set_bpm(bpm, follow))
 
+    def set_bars(self, bars: int) -> None:
+        """The longest loop to cut (1, 2 or 4 bars): the ready loops are cut again to it from their
+        spectrograms (no new sampling); the playing loop plays on."""
+        self._do(lambda: self._set_bars(int(bars)))
+
     def set_quantise(self, quantise: str) -> None:
         if quantise not in QUANTISE_BARS:
             raise EngineError(f"quantise must be one of {', '.join(QUANTISE_BARS)}, got {quantise!r}")
@@ -453,15 +463,18 @@ class Engine:
                         source_id=origin.source_id if origin else request.source_id)
         self.loops[info.loop_id] = info
         state = self.genres[request.genre]
-        if request.mode != "retempo":
+        if request.mode != "recut":
             state.generated += 1
         self._work_seconds += ready.work_seconds
         self._audio_seconds += ready.frames / self.settings.sample_rate
         if abs(info.bpm - self.target_bpm) > 1e-6:  # made for a tempo the set has left
-            self._retempo(info)
+            self._recut(info)
             return
-        if request.mode == "retempo" and self.playing is not None and request.source_id == self.playing.loop_id:
+        if request.mode == "recut" and self.playing is not None and request.source_id == self.playing.loop_id:
             self._swap_restretched(info, request.source_id)
+            return
+        if request.max_bars != self.max_bars:  # cut for a loop length the set has left
+            self._recut(info)
             return
         if self._waiting is not None and self._waiting.loop_id == info.loop_id:
             self._waiting = None
@@ -484,9 +497,9 @@ class Engine:
             self._note(f"{request.genre} loop {request.loop_id} ({request.mode}): {failed.reason}", kind="error")
         if self._waiting is not None and self._waiting.loop_id == request.loop_id:
             self._waiting = None
-            if failed.dropped and request.mode != "retempo":  # try the same idea with the next seed
+            if failed.dropped and request.mode != "recut":  # try the same idea with the next seed
                 self._request_mode(request.mode, request.strength, request.target_seed)
-        if request.mode == "retempo" and self.playing is not None and request.source_id == self.playing.loop_id:
+        if request.mode == "recut" and self.playing is not None and request.source_id == self.playing.loop_id:
             # The playing loop cannot follow the new tempo: change at the next bar with a fresh loop.
             self._retempo_pending = False
             self.transport.set_bpm(self.target_bpm, self._next_line("1"))
@@ -499,7 +512,7 @@ class Engine:
         return loop_id
 
     def _request(self, genre: str, mode: str = "new", source: LoopInfo | None = None, strength: float = 0.5,
-                 target_seed: int | None = None) -> LoopRequest | None:
+                 target_seed: int | None = None, max_bars: int | None = None) -> LoopRequest | None:
         slot = self.bank.take()
         if slot is None:
             return None
@@ -509,8 +522,8 @@ class Engine:
                               steps=int(self.effective("steps", genre)),
                               sampler=str(self.effective("sampler", genre)), bpm=self.target_bpm,
                               mode=mode, source_id=source.loop_id if source else None, strength=strength,
-                              target_seed=target_seed)
-        if source is not None and mode == "retempo":  # same loop, same recipe: only the tempo moves
+                              target_seed=target_seed, max_bars=max_bars or self.max_bars)
+        if source is not None and mode == "recut":  # same loop, same recipe: only tempo or length moves
             request = replace(request, seed=source.seed, steps=source.steps, sampler=source.sampler,
                               source_mode=source.mode)
             self._restretched[request.loop_id] = source
@@ -541,13 +554,13 @@ class Engine:
         self._waiting = self._request(source.genre, mode=mode, source=source, strength=strength,
                                       target_seed=target_seed)
 
-    def _retempo(self, info: LoopInfo) -> None:
+    def _recut(self, info: LoopInfo) -> None:
         """A buffered loop at an old tempo: let the worker re-stretch it into a fresh slot."""
         if self.mixer.cue_id == info.loop_id:
             self.mixer.set_cue(None)  # its slot is about to be rewritten
         self.loops.pop(info.loop_id, None)
         self.bank.give_back(info.slot)
-        request = self._request(info.genre, mode="retempo", source=info)
+        request = self._request(info.genre, mode="recut", source=info)
         if self._waiting is not None and self._waiting.loop_id == info.loop_id:
             self._waiting = request  # the loop to launch is now its re-stretched copy
 
@@ -719,10 +732,21 @@ class Engine:
             self._retempo_pending = True
             if follow:
                 self.transport.set_bpm(bpm, self._next_line("1"))
-            self._request(self.playing.genre, mode="retempo", source=self.playing)
+            # Its length stays: the re-stretched copy takes over from the bar the old one reached.
+            self._request(self.playing.genre, mode="recut", source=self.playing, max_bars=self.playing.bars)
         for state in self.genres.values():
             while state.ready:
-                self._retempo(state.ready.popleft())
+                self._recut(state.ready.popleft())
+
+    def _set_bars(self, bars: int) -> None:
+        if bars not in BAR_LENGTHS:
+            self._note(f"loop length must be 1, 2 or 4 bars, not {bars}", kind="error")
+            return
+        self.max_bars = bars
+        for state in self.genres.values():
+            for info in [i for i in state.ready if i.request.max_bars != bars]:
+                state.ready.remove(info)
+                self._recut(info)
 
     def _save_playing(self, crate: Path):
         from ..loops import Loop, write_loop
@@ -761,7 +785,7 @@ class Engine:
             "playing": self.playing.describe() if self.playing else None,
             "next": coming.describe() if (coming := self._coming_next()) else None,
             "genre": self.selected, "steps": self.steps, "sampler": self.sampler, "quantise": self.quantise,
-            "auto_bars": self.auto_bars,
+            "auto_bars": self.auto_bars, "bars": self.max_bars,
             "buffer": {name: len(state.ready) for name, state in self.genres.items()},
             "generated": {name: state.generated for name, state in self.genres.items()},
             "dropped": {name: state.dropped for name, state in self.genres.items()},

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-MODES = ("new", "variation", "continuation", "morph", "retempo")
+MODES = ("new", "variation", "continuation", "morph", "recut")
 GUIDED_MIN_STEPS = 4  # the fewest sampling steps for variations, continuations and inversions
 
 
@@ -36,10 +36,11 @@ class LoopRequest:
     sampler: str
     bpm: float
     mode: str = "new"
-    source_id: int | None = None  # the loop a variation / continuation / morph / retempo works from
+    source_id: int | None = None  # the loop a variation / continuation / morph / recut works from
     strength: float = 0.5  # variation: how far from the source; morph: how far toward target_seed
     target_seed: int | None = None  # morph target
-    source_mode: str | None = None  # retempo: how the source was made ("new" can be made again from its seed)
+    source_mode: str | None = None  # recut: how the source was made ("new" can be made again from its seed)
+    max_bars: int = 4  # the longest loop to cut (1, 2 or 4 bars); a slice too short for it gives fewer
 
 
 @dataclass(frozen=True)
@@ -85,14 +86,14 @@ class WorkerConfig:
 
 
 class _Sources:
-    """What the worker remembers of recent loops, for variations, continuations, morphs and re-tempo."""
+    """What the worker remembers of recent loops, for variations, continuations, morphs and recuts."""
 
     def __init__(self, size: int):
         self.size = size
         self._items: OrderedDict[int, tuple] = OrderedDict()
 
     def put(self, loop_id: int, latent, noise, image: np.ndarray) -> None:
-        # The uint8 spectrogram, not audio: a re-tempo runs the image path again at the new tempo.
+        # The uint8 spectrogram, not audio: a recut runs the image path again at a new tempo or length.
         self._items[loop_id] = (latent, noise, image)
         self._items.move_to_end(loop_id)
         while len(self._items) > self.size:
@@ -161,17 +162,17 @@ class Worker:
                 pending.append(requests.recv())
             if any(item is None for item in pending):
                 return
-            # One group at a time, then look at the pipe again: a re-tempo or a variation asked for
+            # One group at a time, then look at the pipe again: a recut or a variation asked for
             # meanwhile goes ahead of the new loops still waiting.
             group = next(self._groups(pending))
             pending = [r for r in pending if r not in group]
             self._run(group)
 
     def _groups(self, batch: list[LoopRequest]):
-        """Work in order of urgency: re-tempos, then other modes, then new loops with the same genre,
+        """Work in order of urgency: recuts, then other modes, then new loops with the same genre,
         steps and sampler together (one batch)."""
         news: dict[tuple, list[LoopRequest]] = {}
-        for request in sorted(batch, key=lambda r: r.mode != "retempo"):
+        for request in sorted(batch, key=lambda r: r.mode != "recut"):
             if request.mode == "new":
                 news.setdefault((request.genre, request.steps, request.sampler), []).append(request)
             else:
@@ -198,12 +199,12 @@ class Worker:
         sampled = time.perf_counter() - started
         for request, (latent, noise, image) in zip(group, made):
             self.sources.put(request.loop_id, latent, noise, image)
-        # Requests of one group may carry different tempos (the tempo changed while they waited).
-        for bpm in dict.fromkeys(r.bpm for r in group):
-            members = [(r, image) for r, (_, _, image) in zip(group, made) if r.bpm == bpm]
+        # Requests of one group may carry different tempos or lengths (changed while they waited).
+        for bpm, max_bars in dict.fromkeys((r.bpm, r.max_bars) for r in group):
+            members = [(r, image) for r, (_, _, image) in zip(group, made) if (r.bpm, r.max_bars) == (bpm, max_bars)]
             started = time.perf_counter()
             try:
-                loops = self._loops(model, [image for _, image in members], bpm)
+                loops = self._loops(model, [image for _, image in members], bpm, max_bars)
             except Exception as err:  # as above: fail these requests, keep the worker
                 for request, _ in members:
                     self.results.send(LoopFailed(request, f"{type(err).__name__}: {err}", dropped=False))
@@ -213,13 +214,13 @@ class Worker:
             for (request, _), loop in zip(members, loops):
                 self._finish(request, loop, share)
 
-    def _loops(self, model, images: list, bpm: float) -> list:
-        """Spectrogram images -> a Loop or a LoopError each, at ``bpm`` and the engine's rate."""
-        from ..loops import loops_from_images
+    def _loops(self, model, images: list, bpm: float, max_bars: int) -> list:
+        """Spectrogram images -> a Loop or a LoopError each, at ``bpm``, up to ``max_bars``, the engine's rate."""
+        from ..loops import bar_choices, loops_from_images
         from ..loops.fromimage import LIVE_ITERATIONS
 
         return loops_from_images(images, model.mel, bpm=bpm, out_rate=self.config.sample_rate,
-                                 device=model.device, n_iter=LIVE_ITERATIONS)
+                                 device=model.device, n_iter=LIVE_ITERATIONS, bar_choices=bar_choices(max_bars))
 
     def _finish(self, request: LoopRequest, loop, work: float) -> None:
         from ..loops import LoopError
@@ -244,12 +245,12 @@ class Worker:
         labels = None if label is None else [label] * len(group)
         seeds = [r.seed for r in group]
         source = self.sources.get(head.source_id)
-        remake = head.mode == "retempo" and source is None and head.source_mode == "new"
+        remake = head.mode == "recut" and source is None and head.source_mode == "new"
         if head.mode != "new" and source is None and not remake:
             raise LookupError(f"loop {head.source_id} is no longer held by the worker "
                               "(it restarted, or the loop is older than its cache)")
 
-        if head.mode == "retempo" and not remake:  # same image, new tempo: only the image path runs again
+        if head.mode == "recut" and not remake:  # same image, new tempo or length: only the image path runs again
             return [source]
         noise = initial_noise(model, seed_generators(seeds))
         options = dict(steps=head.steps, sampler=head.sampler, class_labels=labels)

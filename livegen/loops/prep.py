@@ -18,6 +18,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+BAR_LENGTHS = (4, 2, 1)  # the loop lengths loop prep cuts, in bars, longest first
+
+
+def bar_choices(max_bars: int) -> tuple[int, ...]:
+    """The loop lengths up to ``max_bars`` (1, 2 or 4): a slice too short for the longest gives the next."""
+    if max_bars not in BAR_LENGTHS:
+        raise ValueError(f"loop length must be 1, 2 or 4 bars, not {max_bars!r}")
+    return tuple(bars for bars in BAR_LENGTHS if bars <= max_bars)
+
 
 class LoopError(ValueError):
     """A slice that cannot become a loop (no steady beat, silent, NaN); the engine drops it."""
@@ -196,7 +205,7 @@ class Cut:
 
 
 def plan_cut(length: int, sample_rate: int, grid: BeatGrid, *, bpm: float | None = None,
-             out_rate: int | None = None, beats_per_bar: int = 4, bar_choices: tuple[int, ...] = (4, 2, 1),
+             out_rate: int | None = None, beats_per_bar: int = 4, bar_choices: tuple[int, ...] = BAR_LENGTHS,
              seam_seconds: float = 0.01, min_bpm: float = 50.0, max_bpm: float = 220.0) -> Cut:
     """The most whole bars (of ``bar_choices``) that a source of ``length`` samples holds on ``grid``."""
     out_rate = out_rate or sample_rate

@@ -216,7 +216,8 @@ def transport_lines(state: dict) -> list[Text]:
               (f" {sync['detail']}" if sync.get("detail") else "", "dim")),
         _line("bar ", (_bar_number(state.get("bar")), "bold"), "  ", _beat_dots(state.get("beat"))),
         _line("quantise ", (_quantise(state.get("quantise")), "bold"),
-              "  auto ", (_auto(state.get("auto_bars")), "bold")),
+              "  auto ", (_auto(state.get("auto_bars")), "bold"),
+              "  loops ≤", (_fmt(state.get("bars")), "bold"), " bars"),
         _line(_sound(state)),
     ]
 

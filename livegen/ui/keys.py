@@ -25,6 +25,7 @@ KEYMAP: dict[str, tuple[str, object]] = {
     "enter": ("trigger", None),
     **{str(number): ("trigger", number - 1) for number in range(1, 10)},  # launch genre 1-9
     "q": ("quantise", None),
+    "b": ("bars", None),
     "+": ("steps_up", None),
     "-": ("steps_down", None),
     "s": ("sampler", None),

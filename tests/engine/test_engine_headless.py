@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from livegen.control.actions import Controls
 from livegen.engine import AudioFile, Engine, EngineSettings
 from livegen.presets import PRESETS_DIR
 from tests.waiting import wait_for
@@ -115,6 +116,16 @@ def test_tempo_change_modes_cue_and_saving_the_playing_loop(tmp_path):
         # A manual trigger takes the next ready loop.
         engine.trigger()
         wait_for(lambda: engine.snapshot()["playing"]["mode"] == "new", 60, "a triggered loop", engine.snapshot)
+        # Loop length, from a control: the ready loops are cut again to one bar; the playing one plays on.
+        playing = engine.snapshot()["playing"]
+        Controls(engine).perform("bars", value=1)
+        wait_for(lambda: (s := engine.snapshot())["bars"] == 1 and s["next"] and s["next"]["bars"] == 1, 60,
+                 "a one-bar loop to come next", engine.snapshot)
+        assert engine.snapshot()["playing"]["id"] == playing["id"]
+        engine.trigger()
+        wait_for(lambda: engine.snapshot()["playing"]["bars"] == 1, 60, "a one-bar loop to play", engine.snapshot)
+        one_bar = engine.loops[engine.snapshot()["playing"]["id"]]
+        assert one_bar.frames == round(4 * 60 / 100.0 * settings.sample_rate)
         assert engine.snapshot()["late_launches"] == 0
         for launch in [e for e in engine.events if e["event"] == "launch"][1:]:
             assert launch["sample"] == launch["grid_sample"]  # on the beat grid, through the tempo change

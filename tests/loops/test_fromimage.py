@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from livegen.audio import MelCodec, MelConfig
-from livegen.loops import Loop, LoopError
+from livegen.loops import Loop, LoopError, bar_choices
 from livegen.loops.fromimage import LIVE_ITERATIONS, image_beat_grid, loops_from_images
 from tests.synth import drum_pattern
 
@@ -102,3 +102,14 @@ def test_batch_makes_the_same_loops_as_one_by_one():
         alone = loops_from_images([image], CONFIG, bpm=126, out_rate=48000, n_iter=LIVE_ITERATIONS)[0]
         assert alone.bars == loop.bars
         np.testing.assert_allclose(alone.audio, loop.audio, atol=1e-4)
+
+
+def test_loop_length_is_capped_by_bar_choices():
+    image = image_of(174, seed=3)  # a slice that holds 4 bars at 174 BPM
+    lengths = {max_bars: loops_from_images([image], CONFIG, bpm=174, n_iter=2, bar_choices=bar_choices(max_bars))[0]
+               for max_bars in (4, 2, 1)}
+    assert [lengths[m].bars for m in (4, 2, 1)] == [4, 2, 1]
+    for loop in lengths.values():
+        assert abs(len(loop.audio) - loop.bars * 4 * 60 / 174 * RATE) <= 0.5
+    with pytest.raises(ValueError, match="1, 2 or 4 bars"):
+        bar_choices(3)

@@ -24,7 +24,7 @@ def test_keymap_mirrors_the_controller_actions():
     assert KEYMAP[","] == ("volume_step", -0.05) and KEYMAP["."] == ("volume_step", 0.05)
     assert KEYMAP["up"] == ("bpm_up", None) and KEYMAP["down"] == ("bpm_down", None)
     assert KEYMAP["Q"] == ("quit", None) and KEYMAP["q"] == ("quantise", None)
-    assert KEYMAP["l"] == ("learn", None)
+    assert KEYMAP["l"] == ("learn", None) and KEYMAP["b"] == ("bars", None)
     for key, (action, _value) in KEYMAP.items():
         assert isinstance(action, str) and (len(key) == 1 or key in {"space", "enter", "up", "down"})
 
@@ -32,7 +32,7 @@ def test_keymap_mirrors_the_controller_actions():
 def test_help_names_every_action_on_one_line():
     assert "\n" not in KEY_HELP
     assert "1-9 genre" in KEY_HELP and "+/- steps" in KEY_HELP and "↑/↓ bpm" in KEY_HELP and "Q quit" in KEY_HELP
-    for action in {"quantise", "sampler", "variation", "continuation", "morph", "tap", "record", "save", "cue",
+    for action in {"quantise", "bars", "sampler", "variation", "continuation", "morph", "tap", "record", "save", "cue",
                    "auto", "learn", "filter", "volume", "trigger"}:
         assert action in KEY_HELP
 
