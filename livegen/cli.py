@@ -23,7 +23,7 @@ def _build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     gen = commands.add_parser("generate", help="render loops from a model to audio files")
-    gen.add_argument("--model", required=True, help="model directory or genre preset name")
+    gen.add_argument("--model", required=True, help="genre preset name, model directory or Hugging Face Hub id")
     gen.add_argument("--count", type=_positive_int, default=4, help="loops to render (default 4)")
     gen.add_argument("--steps", type=_positive_int, help="sampling steps (default: the preset's, else 50)")
     gen.add_argument("--sampler", choices=list(SAMPLERS), help="default: the preset's, else ddim")
@@ -49,7 +49,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     play = commands.add_parser("play", help="play a live set: loops generated, tempo-locked and crossfaded on the bar")
     play.add_argument("--genre", action="append", dest="genres", metavar="NAME",
-                      help="genre preset to play (repeat for several; the first is selected). Default: techno")
+                      help="genre preset to play, or a model dir or Hub id as a genre of its own (repeat for "
+                           "several; the first is selected). Default: techno")
     play.add_argument("--bpm", type=float, default=128.0, help="master tempo (default 128)")
     play.add_argument("--steps", type=_positive_int, help="sampling steps (default: each preset's)")
     play.add_argument("--sampler", choices=list(SAMPLERS), help="default: each preset's")
@@ -102,18 +103,15 @@ def _build_parser() -> argparse.ArgumentParser:
     commands.add_parser("devices", help="list sound output devices")
 
     info = commands.add_parser("info", help="describe a model dir")
-    info.add_argument("model", help="model directory or genre preset name")
+    info.add_argument("model", help="genre preset name, model directory or Hugging Face Hub id")
     return parser
 
 
 def _resolve_model(name: str, device: str = "auto", precision: str = "auto"):
-    """A model dir, or a genre preset naming one; returns (model, preset or None)."""
+    """A model dir, Hub id or genre preset; returns (model, its preset)."""
     from .diffusion import load_model
-    from .presets import is_hub_id, load_genre
+    from .presets import load_genre
 
-    path = Path(name).expanduser()
-    if path.is_dir() or is_hub_id(name):
-        return load_model(name, device, precision), None
     preset = load_genre(name)
     return load_model(preset.model, device, precision), preset
 
@@ -128,9 +126,8 @@ def _generate(args) -> int:
     console = Console(stderr=True)
     model, preset = _resolve_model(args.model, args.device, args.precision)
     settings = RenderSettings(
-        steps=args.steps or (preset.steps if preset else 50),
-        sampler=args.sampler or (preset.sampler if preset else "ddim"),
-        eta=args.eta, batch_size=args.batch, genre=args.genre or (preset.label if preset else None),
+        steps=args.steps or preset.steps, sampler=args.sampler or preset.sampler,
+        eta=args.eta, batch_size=args.batch, genre=args.genre or preset.label,
         bpm=args.bpm, raw=args.raw, sample_rate=args.sample_rate, bars=args.bars,
     )
     seeds = [args.seed + i for i in range(args.count)]
@@ -183,9 +180,8 @@ def _info(args) -> int:
     model, preset = _resolve_model(args.model)
     cfg = model.mel
     print(f"model      {model.path}" + (f" ({model.hub_id})" if model.hub_id else ""))
-    if preset:
-        print(f"preset     {preset.name}: {preset.sampler} {preset.steps} steps, {preset.bpm_range[0]:g}-"
-              f"{preset.bpm_range[1]:g} BPM, label {preset.label}")
+    print(f"preset     {preset.name}: {preset.sampler} {preset.steps} steps, {preset.bpm_range[0]:g}-"
+          f"{preset.bpm_range[1]:g} BPM, label {preset.label}")
     print(f"unet       {parameter_count(model) / 1e6:.1f}M parameters, sample {model.sample_shape}")
     print(f"scheduler  {type(model.scheduler).__name__}, {model.scheduler.config.num_train_timesteps} train steps")
     print(f"mel        {cfg.y_res}x{cfg.x_res} @ {cfg.sample_rate} Hz, hop {cfg.hop_length}, "

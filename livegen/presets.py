@@ -1,5 +1,9 @@
 """Genre presets: ``presets/genres/NAME.toml`` names a model dir and its defaults.
 
+Wherever a genre is named, a model dir or a published model's Hub id may stand
+instead: it plays as a genre of its own, with the default steps and sampler its
+``livegen.json`` gives (else 50 DDIM steps).
+
     model = "../models/techno"     # relative to the preset file, or a published model's
                                    # Hugging Face Hub id ("teticio/audio-diffusion-breaks-256")
     label = "techno"               # class label, where one model holds several genres
@@ -10,6 +14,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -53,9 +58,30 @@ def _model_location(preset_dir: Path, model: str) -> Path | str:
     return model if is_hub_id(model) and not local.is_dir() else local.resolve()
 
 
+def model_preset(location: str | Path) -> GenrePreset:
+    """The preset of a model named directly (a dir, or a Hub id not downloaded yet): its livegen.json's
+    default steps and sampler where it has them, else 50 DDIM steps."""
+    local = Path(location).expanduser()
+    if not local.is_dir():  # a Hub id: nothing to read until the worker fetches it
+        return GenrePreset(name=str(location).split("/")[-1], model=str(location))
+    extra_path = local / "livegen.json"
+    try:
+        extra = json.loads(extra_path.read_text()) if extra_path.is_file() else {}
+        steps, sampler = int(extra.get("default_steps", 50)), str(extra.get("default_sampler", "ddim"))
+    except (OSError, ValueError, AttributeError) as err:  # AttributeError: JSON that is not an object
+        raise PresetError(f"{extra_path}: {err}") from None
+    if sampler not in SAMPLERS:
+        raise PresetError(f"{extra_path}: unknown default_sampler {sampler!r} (samplers: {', '.join(SAMPLERS)})")
+    return GenrePreset(name=local.resolve().name, model=local.resolve(), steps=steps, sampler=sampler)
+
+
 def load_genre(name_or_path: str | Path, presets_dir: Path = PRESETS_DIR) -> GenrePreset:
+    """A genre preset by name (``presets_dir/genres/NAME.toml``) or .toml path; a model dir or Hub id
+    gets its own (``model_preset``)."""
     path = Path(name_or_path)
     if path.suffix != ".toml":
+        if path.expanduser().is_dir() or is_hub_id(name_or_path):
+            return model_preset(name_or_path)
         path = presets_dir / "genres" / f"{name_or_path}.toml"
     try:
         data = tomllib.loads(path.read_text())

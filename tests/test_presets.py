@@ -42,3 +42,23 @@ def test_malformed_presets_name_the_file(tmp_path):
         load_genre("none", tmp_path)
     with pytest.raises(PresetError, match="genres: bad, none, odd"):
         load_genre("polka", tmp_path)
+
+
+def test_a_model_named_directly_is_a_genre_of_its_own(tmp_path):
+    shipped = (PRESETS_DIR / "models" / "lite-genres-distilled").resolve()
+    preset = load_genre(str(shipped))
+    assert (preset.name, preset.model, preset.steps, preset.sampler, preset.label) == (
+        "lite-genres-distilled", shipped, 1, "ddim", None)  # its livegen.json's defaults
+    published = load_genre("teticio/audio-diffusion-breaks-256", tmp_path)
+    assert (published.name, published.model, published.steps) == ("audio-diffusion-breaks-256",
+                                                                   "teticio/audio-diffusion-breaks-256", 50)
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "livegen.json").write_text('{"default_sampler": "euler"}')
+    with pytest.raises(PresetError, match=r"odd/livegen\.json: unknown default_sampler 'euler'"):
+        load_genre(str(tmp_path / "odd"))
+    # A preset may name a Hub id as its model, unless a dir of that name lies beside it.
+    (tmp_path / "genres").mkdir()
+    (tmp_path / "genres" / "breaks.toml").write_text('model = "teticio/audio-diffusion-breaks-256"\nsteps = 10\n')
+    assert load_genre("breaks", tmp_path).model == "teticio/audio-diffusion-breaks-256"
+    (tmp_path / "genres" / "teticio" / "audio-diffusion-breaks-256").mkdir(parents=True)
+    assert load_genre("breaks", tmp_path).model == tmp_path / "genres" / "teticio" / "audio-diffusion-breaks-256"

@@ -39,7 +39,8 @@ def test_play_headless_writes_the_set_status_and_recording(tmp_path, presets_wit
     env = {**os.environ, "LIVEGEN_PRESETS": str(presets), "JACK_NO_START_SERVER": "1"}
     out, status, record = tmp_path / "set.wav", tmp_path / "status.jsonl", tmp_path / "rec.flac"
     result = subprocess.run(
-        [sys.executable, "-m", "livegen.cli", "play", "--genre", "techno", "--genre", "broken", "--headless",
+        [sys.executable, "-m", "livegen.cli", "play", "--genre", "techno", "--genre", "broken", "--genre", str(SHIPPED),
+         "--headless",
          "--output", str(out), "--duration", "12", "--auto-bars", "1", "--bpm", "120", "--status", str(status),
          "--record", str(record), "--seed", "3"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -66,6 +67,7 @@ def test_play_headless_writes_the_set_status_and_recording(tmp_path, presets_wit
     assert final["bpm"] == 120.0
     assert final["launches"] >= 4  # auto mode: one a bar (2 s at 120 BPM) once loops are ready
     assert final["generated"]["techno"] >= 4 and final["generated"]["broken"] == 0
+    assert final["generated"][str(SHIPPED)] >= 1  # a model dir named as a genre of its own
     assert "model_index.json" in final["genre_errors"]["broken"]
     assert final["playing"]["genre"] == "techno" and final["playing"]["bpm"] == 120.0
 
