@@ -18,12 +18,13 @@ from ..engine.transport import QUANTISE_BARS
 from ..loops.prep import BAR_LENGTHS
 from ..presets import SAMPLERS
 
-BUTTONS = {"trigger", "select_genre", "quantise", "bars", "steps_up", "steps_down", "sampler", "variation", "continuation",
+BUTTONS = {"trigger", "select_genre", "quantise", "bars", "nudge", "steps_up", "steps_down", "sampler", "variation", "continuation",
            "morph", "tap", "bpm_up", "bpm_down", "record", "save", "cue", "auto"}
 KNOBS = {"select_genre", "quantise", "bars", "steps", "variation_strength", "bpm", "volume", "filter"}
 ACTIONS = BUTTONS | KNOBS
 
 MAX_STEPS = 50
+NUDGE_MS = 10.0  # a nudge with no value of its own
 BPM_RANGE = (60.0, 200.0)
 
 
@@ -104,6 +105,10 @@ class Controls:
         else:  # a button with no value cycles
             bars = choices[(choices.index(self.engine.max_bars) + 1) % len(choices)]
         self.engine.set_bars(bars)
+
+    def _do_nudge(self, value, amount):
+        """Push the set ahead (value in ms, default 10) or, negative, hold it back."""
+        self.engine.nudge(float(value) if value is not None else NUDGE_MS)
 
     def _do_variation(self, value, amount):
         self.engine.trigger_mode("variation", strength=float(value) if value is not None else self.strength)

@@ -36,6 +36,8 @@ from .transport import QUANTISE_BARS, Transport
 from .worker import (GenreError, LoopFailed, LoopReady, LoopRequest, WorkerConfig, WorkerReady,
                      worker_main)
 
+NUDGE_FADE_SECONDS = 0.005  # a nudge crossfades the loop into itself shifted: short, so no audible echo
+
 
 class EngineError(RuntimeError):
     pass
@@ -130,6 +132,7 @@ class Engine:
         self.transport = Transport(settings.sample_rate, settings.bpm)
         self.target_bpm = settings.bpm  # the tempo loops are made for; the grid follows at a bar line
         self._fade = equal_power_fade(int(settings.crossfade_ms * settings.sample_rate / 1000))
+        self._nudge_fade = equal_power_fade(int(NUDGE_FADE_SECONDS * settings.sample_rate))
         slots = len(self.genres) * settings.depth + 8  # + playing, outgoing, pending, cue, recuts, modes
         self.bank = LoopBank(slots, slot_frames_for(settings.sample_rate, settings.min_bpm))
         self.output = output
@@ -392,6 +395,11 @@ class Engine:
                 self._launch(self.playing, at=at)
             self._next_auto_beat = None
         self._do(apply)
+
+    def nudge(self, milliseconds: float) -> None:
+        """Beat-match by hand: the playing loop and the grid jump ``milliseconds`` ahead (negative:
+        back), through a short crossfade, as a DJ pushes or holds a platter."""
+        self._do(lambda: self._nudge(float(milliseconds)))
 
     def effective(self, name: str, genre: str | None = None):
         """Steps or sampler in force for ``genre`` (default: the playing, else the selected one):
@@ -737,6 +745,26 @@ class Engine:
         for state in self.genres.values():
             while state.ready:
                 self._recut(state.ready.popleft())
+
+    def _nudge(self, milliseconds: float) -> None:
+        current = self.mixer.current
+        if self.playing is None or current is None or current.loop_id != self.playing.loop_id:
+            self._note("nudge: nothing is playing yet", kind="error")
+            return
+        if self.mixer.waiting:  # the relaunch below would bump it
+            self._note("nudge: a launch is about to begin; nudge again after it", kind="error")
+            return
+        rate = self.settings.sample_rate
+        shift = int(round(milliseconds * rate / 1000))
+        fade = self._nudge_fade
+        at = self.mixer.clock + 2 * self.settings.blocksize + len(fade)
+        if self.mixer.outgoing_end is not None:  # as _launch would: after the running crossfade
+            at = max(at, self.mixer.outgoing_end + len(fade))
+        # From ``at`` the loop plays ``shift`` samples further on, and the grid moves with it.
+        offset = (at - current.start + shift) % current.frames
+        self.transport.realign(at, self.transport.beat_at(at) + shift * self.transport.bpm_at(at) / (60.0 * rate))
+        self._launch(self.playing, at=at, fade=fade, offset=offset)
+        self._next_auto_beat = None
 
     def _set_bars(self, bars: int) -> None:
         if bars not in BAR_LENGTHS:

@@ -35,6 +35,8 @@ KEYMAP: dict[str, tuple[str, object]] = {
     "t": ("tap", None),
     "up": ("bpm_up", None),
     "down": ("bpm_down", None),
+    "left": ("nudge", -10.0),  # hold the set back 10 ms
+    "right": ("nudge", 10.0),  # push it ahead
     "[": ("filter_step", -0.1),
     "]": ("filter_step", 0.1),
     ",": ("volume_step", -0.05),

@@ -23,17 +23,18 @@ def test_keymap_mirrors_the_controller_actions():
     assert KEYMAP["["] == ("filter_step", -0.1) and KEYMAP["]"] == ("filter_step", 0.1)
     assert KEYMAP[","] == ("volume_step", -0.05) and KEYMAP["."] == ("volume_step", 0.05)
     assert KEYMAP["up"] == ("bpm_up", None) and KEYMAP["down"] == ("bpm_down", None)
+    assert KEYMAP["left"] == ("nudge", -10.0) and KEYMAP["right"] == ("nudge", 10.0)
     assert KEYMAP["Q"] == ("quit", None) and KEYMAP["q"] == ("quantise", None)
     assert KEYMAP["l"] == ("learn", None) and KEYMAP["b"] == ("bars", None)
     for key, (action, _value) in KEYMAP.items():
-        assert isinstance(action, str) and (len(key) == 1 or key in {"space", "enter", "up", "down"})
+        assert isinstance(action, str) and (len(key) == 1 or key in {"space", "enter", "up", "down", "left", "right"})
 
 
 def test_help_names_every_action_on_one_line():
     assert "\n" not in KEY_HELP
     assert "1-9 genre" in KEY_HELP and "+/- steps" in KEY_HELP and "↑/↓ bpm" in KEY_HELP and "Q quit" in KEY_HELP
     for action in {"quantise", "bars", "sampler", "variation", "continuation", "morph", "tap", "record", "save", "cue",
-                   "auto", "learn", "filter", "volume", "trigger"}:
+                   "auto", "learn", "filter", "volume", "trigger", "nudge"}:
         assert action in KEY_HELP
 
 
