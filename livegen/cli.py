@@ -128,7 +128,7 @@ def _generate(args) -> int:
     settings = RenderSettings(
         steps=args.steps or preset.steps, sampler=args.sampler or preset.sampler,
         eta=args.eta, batch_size=args.batch, genre=args.genre or preset.label,
-        bpm=args.bpm, raw=args.raw, sample_rate=args.sample_rate, bars=args.bars,
+        bpm=args.bpm, tempo_hint=preset.tempo_hint, raw=args.raw, sample_rate=args.sample_rate, bars=args.bars,
     )
     seeds = [args.seed + i for i in range(args.count)]
     console.print(f"[bold]{model.name}[/] on {model.device} ({str(model.dtype).removeprefix('torch.')}), "
@@ -180,8 +180,8 @@ def _info(args) -> int:
     model, preset = _resolve_model(args.model)
     cfg = model.mel
     print(f"model      {model.path}" + (f" ({model.hub_id})" if model.hub_id else ""))
-    print(f"preset     {preset.name}: {preset.sampler} {preset.steps} steps, {preset.bpm_range[0]:g}-"
-          f"{preset.bpm_range[1]:g} BPM, label {preset.label}")
+    tempo = "any tempo" if preset.bpm_range is None else f"{preset.bpm_range[0]:g}-{preset.bpm_range[1]:g} BPM"
+    print(f"preset     {preset.name}: {preset.sampler} {preset.steps} steps, {tempo}, label {preset.label}")
     print(f"unet       {parameter_count(model) / 1e6:.1f}M parameters, sample {model.sample_shape}")
     print(f"scheduler  {type(model.scheduler).__name__}, {model.scheduler.config.num_train_timesteps} train steps")
     print(f"mel        {cfg.y_res}x{cfg.x_res} @ {cfg.sample_rate} Hz, hop {cfg.hop_length}, "

@@ -45,7 +45,13 @@ class GenrePreset:
     label: str | None = None
     steps: int = 50
     sampler: str = "ddim"
-    bpm_range: tuple[float, float] = (60.0, 200.0)
+    bpm_range: tuple[float, float] | None = None  # the genre's tempi; None: any
+
+    @property
+    def tempo_hint(self) -> float | None:
+        """The tempo a loop of this genre most likely has (the middle of its range): where beat finding
+        looks first, and which way an octave-off reading is folded, when no target tempo is given."""
+        return None if self.bpm_range is None else sum(self.bpm_range) / 2
 
 
 def is_hub_id(name) -> bool:
@@ -99,9 +105,14 @@ def load_genre(name_or_path: str | Path, presets_dir: Path = PRESETS_DIR) -> Gen
     if str(data.get("sampler", "ddim")) not in SAMPLERS:
         raise PresetError(f"{path}: unknown sampler {data['sampler']!r} (samplers: {', '.join(SAMPLERS)})")
     try:
-        low, high = data.get("bpm_range", (60.0, 200.0))
+        bpm_range = None
+        if "bpm_range" in data:
+            low, high = data["bpm_range"]
+            bpm_range = (float(low), float(high))
+            if not 0 < bpm_range[0] <= bpm_range[1]:
+                raise ValueError(f"bpm_range {list(data['bpm_range'])} is not low <= high above 0")
         return GenrePreset(name=path.stem, model=_model_location(path.parent, str(data["model"])),
                            label=data.get("label"), steps=int(data.get("steps", 50)),
-                           sampler=str(data.get("sampler", "ddim")), bpm_range=(float(low), float(high)))
+                           sampler=str(data.get("sampler", "ddim")), bpm_range=bpm_range)
     except (TypeError, ValueError) as err:
         raise PresetError(f"{path}: bad value ({err})") from None

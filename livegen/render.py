@@ -26,6 +26,7 @@ class RenderSettings:
     batch_size: int = 8
     genre: str | None = None  # class label name or index, for class-conditional models
     bpm: float | None = None  # stretch to this tempo; None keeps the detected one
+    tempo_hint: float | None = None  # without bpm: the genre's likely tempo (beat finding's prior, octave fold)
     raw: bool = False  # keep the whole slice, uncut
     bars: int = 4  # the longest loop, in bars (1, 2 or 4); a slice too short for it gives fewer
     sample_rate: int | None = None  # output rate; None keeps the model's
@@ -59,8 +60,9 @@ def render(model: LoopModel, seeds: Sequence[int], settings: RenderSettings,
                 except LoopError as err:
                     loops.append(err)
         else:
-            loops = loops_from_images(images, model.mel, bpm=settings.bpm, out_rate=settings.sample_rate,
-                                      device=model.device, bar_choices=bar_choices(settings.bars))
+            loops = loops_from_images(images, model.mel, bpm=settings.bpm, tempo_hint=settings.tempo_hint,
+                                      out_rate=settings.sample_rate, device=model.device,
+                                      bar_choices=bar_choices(settings.bars))
         for seed, image, loop in zip(batch, images, loops):
             if isinstance(loop, LoopError):
                 yield Rendered(seed, image, None, str(loop))

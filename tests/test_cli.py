@@ -123,3 +123,11 @@ def test_generate_loops_of_one_bar_from_the_shipped_default(tmp_path):
     assert sidecars and all(meta["bars"] == 1 for meta in sidecars)
     for meta in sidecars:
         assert meta["frames"] == round(4 * 60 / 128 * meta["sample_rate"])
+
+
+def test_generate_without_a_tempo_keeps_loops_near_the_genres_range(tmp_path):
+    result = run("generate", "--model", "hiphop", "--count", 4, "--seed", 11, "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    tempi = [json.loads(p.read_text())["bpm"] for p in tmp_path.glob("*.json")]
+    # hip-hop's range is 84-96: readings an octave off are folded toward its middle, 90
+    assert tempi and all(90 / 2 ** 0.5 <= bpm <= 90 * 2 ** 0.5 for bpm in tempi), tempi

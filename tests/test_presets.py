@@ -62,3 +62,14 @@ def test_a_model_named_directly_is_a_genre_of_its_own(tmp_path):
     assert load_genre("breaks", tmp_path).model == "teticio/audio-diffusion-breaks-256"
     (tmp_path / "genres" / "teticio" / "audio-diffusion-breaks-256").mkdir(parents=True)
     assert load_genre("breaks", tmp_path).model == tmp_path / "genres" / "teticio" / "audio-diffusion-breaks-256"
+
+
+def test_tempo_range_gives_the_tempo_hint(tmp_path):
+    (tmp_path / "genres").mkdir()
+    (tmp_path / "genres" / "dub.toml").write_text('model = "x"\nbpm_range = [68, 76]\n')
+    (tmp_path / "genres" / "any.toml").write_text('model = "x"\n')
+    (tmp_path / "genres" / "bad.toml").write_text('model = "x"\nbpm_range = [140, 70]\n')
+    assert load_genre("dub", tmp_path).tempo_hint == 72.0
+    assert load_genre("any", tmp_path).bpm_range is None and load_genre("any", tmp_path).tempo_hint is None
+    with pytest.raises(PresetError, match=r"bad\.toml: bad value \(bpm_range \[140, 70\]"):
+        load_genre("bad", tmp_path)

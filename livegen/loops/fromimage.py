@@ -105,14 +105,16 @@ def stretch_frames(mel_power, cut: Cut, hop: int, frames: int, context: int = CO
     return mel_power[:, below] * (1 - frac) + mel_power[:, below + 1] * frac
 
 
-def loops_from_images(images: Sequence, config, *, bpm: float | None = None, out_rate: int | None = None,
+def loops_from_images(images: Sequence, config, *, bpm: float | None = None, tempo_hint: float | None = None,
+                      out_rate: int | None = None,
                       device=None, n_iter: int | None = None, seed: int = 0, seam_seconds: float = 0.01,
                       timings: dict[str, float] | None = None, **options) -> list[Loop | LoopError]:
     """One ``Loop`` (or the ``LoopError`` that says why not) per spectrogram image, in order.
 
     Loops are exactly ``bars * beats_per_bar * 60 / bpm`` seconds at
     ``out_rate`` (default: the codec's rate), seamless, peak 0.9; without
-    ``bpm`` each keeps its detected tempo. Griffin-Lim runs ``n_iter``
+    ``bpm`` each keeps its detected tempo, folded by octaves toward
+    ``tempo_hint`` when given (a genre's likely tempo). Griffin-Lim runs ``n_iter``
     iterations (default: the codec's) on ``device``, one batch per frame
     count; a loop comes out the same in any batch. ``options``: those of
     ``plan_cut`` (bar_choices, beats_per_bar, min_bpm, max_bpm). ``timings``,
@@ -132,9 +134,9 @@ def loops_from_images(images: Sequence, config, *, bpm: float | None = None, out
     for i, image in enumerate(images):
         try:
             image = check_image(image, config)
-            grid = image_beat_grid(image, config, expected_bpm=bpm or 120.0)
+            grid = image_beat_grid(image, config, expected_bpm=bpm or tempo_hint or 120.0)
             length = (image.shape[1] - 1) * config.hop_length  # what inverting the whole image gives
-            cut = plan_cut(length, config.sample_rate, grid, bpm=bpm, out_rate=out_rate,
+            cut = plan_cut(length, config.sample_rate, grid, bpm=bpm, tempo_hint=tempo_hint, out_rate=out_rate,
                            seam_seconds=seam_seconds, **options)
         except LoopError as err:
             results[i] = err

@@ -205,12 +205,15 @@ class Cut:
 
 
 def plan_cut(length: int, sample_rate: int, grid: BeatGrid, *, bpm: float | None = None,
-             out_rate: int | None = None, beats_per_bar: int = 4, bar_choices: tuple[int, ...] = BAR_LENGTHS,
+             tempo_hint: float | None = None, out_rate: int | None = None, beats_per_bar: int = 4, bar_choices: tuple[int, ...] = BAR_LENGTHS,
              seam_seconds: float = 0.01, min_bpm: float = 50.0, max_bpm: float = 220.0) -> Cut:
-    """The most whole bars (of ``bar_choices``) that a source of ``length`` samples holds on ``grid``."""
+    """The most whole bars (of ``bar_choices``) that a source of ``length`` samples holds on ``grid``.
+
+    The detected tempo is folded by octaves toward ``bpm`` (the target), else ``tempo_hint``."""
     out_rate = out_rate or sample_rate
     detected = 60.0 * sample_rate / grid.period
-    tempo = fold_tempo(detected, bpm) if bpm else detected
+    reference = bpm or tempo_hint
+    tempo = fold_tempo(detected, reference) if reference else detected
     if not min_bpm <= tempo <= max_bpm:
         raise LoopError(f"no usable beat: tempo {tempo:.1f} BPM is outside {min_bpm:.0f}-{max_bpm:.0f}")
     period = 60.0 * sample_rate / tempo  # source samples per beat, after folding

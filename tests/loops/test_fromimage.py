@@ -113,3 +113,11 @@ def test_loop_length_is_capped_by_bar_choices():
         assert abs(len(loop.audio) - loop.bars * 4 * 60 / 174 * RATE) <= 0.5
     with pytest.raises(ValueError, match="1, 2 or 4 bars"):
         bar_choices(3)
+
+
+def test_a_genre_tempo_hint_folds_an_octave_off_reading():
+    image = image_of(84, seed=0)  # read as 168 BPM with no hint: every hi-hat taken for a beat
+    alone = loops_from_images([image], CONFIG, n_iter=2)[0]
+    hinted = loops_from_images([image], CONFIG, tempo_hint=90.0, n_iter=2)[0]  # hip-hop's 84-96
+    assert alone.bpm == pytest.approx(168, rel=0.01)
+    assert hinted.bpm == pytest.approx(84, rel=0.01) and hinted.bars in (1, 2)
