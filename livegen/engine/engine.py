@@ -31,7 +31,7 @@ from ..loops.prep import BAR_LENGTHS
 from ..presets import PRESETS_DIR, SAMPLERS, PresetError, load_genre
 from .audio import RemoteMixer
 from .loopbank import LoopBank, slot_frames_for
-from .mixer import equal_power_fade
+from .mixer import equal_gain_fade, equal_power_fade
 from .transport import QUANTISE_BARS, Transport
 from .worker import (GenreError, LoopFailed, LoopReady, LoopRequest, WorkerConfig, WorkerReady,
                      worker_main)
@@ -132,7 +132,7 @@ class Engine:
         self.transport = Transport(settings.sample_rate, settings.bpm)
         self.target_bpm = settings.bpm  # the tempo loops are made for; the grid follows at a bar line
         self._fade = equal_power_fade(int(settings.crossfade_ms * settings.sample_rate / 1000))
-        self._nudge_fade = equal_power_fade(int(NUDGE_FADE_SECONDS * settings.sample_rate))
+        self._nudge_fade = equal_gain_fade(int(NUDGE_FADE_SECONDS * settings.sample_rate))
         slots = len(self.genres) * settings.depth + 8  # + playing, outgoing, pending, cue, recuts, modes
         self.bank = LoopBank(slots, slot_frames_for(settings.sample_rate, settings.min_bpm))
         self.output = output

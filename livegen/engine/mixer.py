@@ -27,6 +27,12 @@ def equal_power_fade(frames: int) -> np.ndarray:
     return np.sin(0.5 * np.pi * x).astype(np.float32)
 
 
+def equal_gain_fade(frames: int) -> np.ndarray:
+    """Fade-in gains whose reverse sums with them to 1: for crossfading a loop into itself (a nudge),
+    where the two sides are alike and an equal-power fade would swell by up to 3 dB."""
+    return ((np.arange(frames, dtype=np.float64) + 0.5) / max(frames, 1)).astype(np.float32)
+
+
 def dj_filter(position: float, sample_rate: int) -> tuple[np.ndarray, np.ndarray] | None:
     """One knob: below 0 a low-pass closing toward 150 Hz, above 0 a high-pass opening up to 6 kHz.
 

@@ -208,3 +208,20 @@ def test_an_unquantised_launch_fades_in_from_the_next_block():
     block = np.zeros((256, 2), np.float32)
     mixer.render(block)
     assert mixer.launches(1) == [(2, 1000 + 128)] and mixer.late_launches == 0
+
+
+def test_a_loop_crossfaded_into_itself_with_an_equal_gain_fade_keeps_its_level():
+    from livegen.engine.mixer import equal_gain_fade
+
+    a = loop_audio(2000, 5)
+    for fade, swell in ((equal_gain_fade(400), False), (equal_power_fade(400), True)):
+        mixer = make_mixer()
+        mixer.pending = Launch(Voice(a, 1), 0, equal_power_fade(0))
+        render(mixer, 1000)
+        mixer.pending = Launch(Voice(a, 1), 1600, fade, offset=1600)  # the same loop, no shift: a no-op
+        out = render(mixer, 2000)[:, 0]
+        expected = np.tile(a, 2)[1000:3000]
+        if swell:  # equal power on identical signals: up to sqrt(2) louder mid-fade
+            assert np.abs(out - expected).max() > 0.1
+        else:
+            np.testing.assert_allclose(out, expected, atol=1e-6)
