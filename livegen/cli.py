@@ -78,8 +78,9 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="2: master; 4: master on 1-2 and a cue preview of the next loop on 3-4")
     play.add_argument("--device", default="auto", help="generation device: cuda, mps, cpu or auto")
     play.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    play.add_argument("--worker-threads", type=_positive_int, default=1,
-                      help="torch threads in the worker (default 1: a core stays free for the audio)")
+    play.add_argument("--worker-threads", type=_positive_int,
+                      help="torch threads in the worker (default: all cores but one, which stays free for the "
+                           "audio; 1 on two cores)")
 
     control = play.add_argument_group("control and sync")
     control.add_argument("--midi", metavar="PORT", help="MIDI input port (name or part of it) of the controller")

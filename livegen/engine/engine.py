@@ -43,6 +43,15 @@ class EngineError(RuntimeError):
     pass
 
 
+def default_worker_threads() -> int:
+    """All the cores this process may use but one, which stays free for the audio (1 on two cores)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
+
+
 @dataclass
 class EngineSettings:
     genres: list[str]
@@ -59,7 +68,7 @@ class EngineSettings:
     gain: float = 0.8
     device: str = "auto"  # torch device of the worker
     precision: str = "auto"
-    worker_threads: int = 1
+    worker_threads: int | None = None  # torch threads in the worker; None: all cores but one (default_worker_threads)
     batch_size: int = 4
     seed: int | None = None  # first seed; None picks one at random
     min_bpm: float = 60.0
@@ -157,6 +166,7 @@ class Engine:
         self._audio_lost = False
         self.worker_state = "starting"
         self.worker_device = "?"
+        self.worker_threads = 0  # as the worker reports them
         self.errors: deque[str] = deque(maxlen=20)
         self.events: deque[dict] = deque(maxlen=200)  # launches and other notable moments, newest last
         self._work_seconds = 0.0
@@ -228,9 +238,10 @@ class Engine:
     # ------------------------------------------------------------ worker
     def _spawn_worker(self) -> None:
         # The worker gets its thread count before its numpy, numba or Rubber Band start any threads:
-        # the other core belongs to the audio.
+        # one core belongs to the audio.
+        threads = self.settings.worker_threads or default_worker_threads()
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-            os.environ[name] = str(self.settings.worker_threads)
+            os.environ[name] = str(threads)
         context = multiprocessing.get_context("spawn")
         down_recv, down_send = context.Pipe(duplex=False)
         up_recv, up_send = context.Pipe(duplex=False)
@@ -238,7 +249,7 @@ class Engine:
         config = WorkerConfig(genres=presets, bank_name=self.bank.name, bank_slots=self.bank.slots,
                               bank_frames=self.bank.slot_frames, sample_rate=self.settings.sample_rate,
                               device=self.settings.device, precision=self.settings.precision,
-                              threads=self.settings.worker_threads, batch_size=self.settings.batch_size)
+                              threads=threads, batch_size=self.settings.batch_size)
         self._process = context.Process(target=worker_main, args=(config, down_recv, up_send),
                                         name="livegen-worker", daemon=True)
         self._process.start()
@@ -462,6 +473,7 @@ class Engine:
             elif isinstance(message, WorkerReady):
                 self.worker_state = "ready"
                 self.worker_device = message.device
+                self.worker_threads = message.threads
 
     def _arrived(self, ready: LoopReady) -> None:
         request = ready.request
@@ -820,7 +832,8 @@ class Engine:
             "genre_errors": {name: state.error for name, state in self.genres.items() if state.error},
             "launches": self.mixer.launch_count, "late_launches": self.mixer.late_launches,
             "underflows": self.mixer.underflows,
-            "worker": {"state": self.worker_state, "device": self.worker_device, "restarts": self.worker_restarts,
+            "worker": {"state": self.worker_state, "device": self.worker_device, "threads": self.worker_threads,
+                       "restarts": self.worker_restarts,
                        "pid": self.worker_pid, "in_flight": len(self._in_flight)},
             "output": {"name": self.mixer.output_name, "latency_ms": round(self.mixer.output_latency * 1000, 2),
                        "running": not self._audio_lost},

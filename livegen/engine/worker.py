@@ -69,6 +69,7 @@ class GenreError:
 class WorkerReady:
     device: str
     genres: list[str] = field(default_factory=list)
+    threads: int = 1  # torch's intra-op threads in the worker
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ class Worker:
                 results.send(GenreError(name, str(err)))
         self._warm_up()
         device = next(iter(self.models.values())).device if self.models else "none"
-        results.send(WorkerReady(str(device), sorted(self.models)))
+        results.send(WorkerReady(str(device), sorted(self.models), torch.get_num_threads()))
 
     def _warm_up(self) -> None:
         """librosa's beat tracker JIT-compiles on first use (seconds): run the image path before the set

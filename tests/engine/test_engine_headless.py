@@ -15,6 +15,7 @@ import soundfile
 
 from livegen.control.actions import Controls
 from livegen.engine import AudioFile, Engine, EngineSettings
+from livegen.engine.engine import default_worker_threads
 from livegen.presets import PRESETS_DIR
 from tests.waiting import wait_for
 
@@ -68,6 +69,7 @@ def test_play_headless_writes_the_set_status_and_recording(tmp_path, presets_wit
     assert final["launches"] >= 4  # auto mode: one a bar (2 s at 120 BPM) once loops are ready
     assert final["generated"]["techno"] >= 4 and final["generated"]["broken"] == 0
     assert final["generated"][str(SHIPPED)] >= 1  # a model dir named as a genre of its own
+    assert final["worker"]["threads"] == default_worker_threads()  # every core but one (1 on two cores)
     assert "model_index.json" in final["genre_errors"]["broken"]
     assert final["playing"]["genre"] == "techno" and final["playing"]["bpm"] == 120.0
 
