@@ -84,26 +84,23 @@ class Controls:
         genre = self._genre(value) if value is not None else self._spread(list(self.engine.genres), amount or 0.0)
         self.engine.select_genre(genre)
 
-    def _do_quantise(self, value, amount):
-        choices = list(QUANTISE_BARS)
+    def _choose(self, choices: list, current, value, amount, parse=str):
+        """A button's own value, a knob spread across ``choices``, or (a button with none) the choice
+        after ``current``, round."""
         if value is not None:
-            choice = str(value)
-        elif amount is not None:
-            choice = self._spread(choices, amount)
-        else:  # a button with no value cycles
-            choice = choices[(choices.index(self.engine.quantise) + 1) % len(choices)]
-        self.engine.set_quantise(choice)
+            return parse(value)
+        if amount is not None:
+            return self._spread(choices, amount)
+        return choices[(choices.index(current) + 1) % len(choices)]
+
+    def _do_quantise(self, value, amount):
+        self.engine.set_quantise(self._choose(list(QUANTISE_BARS), self.engine.quantise, value, amount))
 
     def _do_bars(self, value, amount):
         choices = sorted(BAR_LENGTHS)
-        if value is not None:
-            bars = int(value)
-            if bars not in choices:
-                raise ActionError(f"loop length must be 1, 2 or 4 bars, not {value!r}")
-        elif amount is not None:
-            bars = self._spread(choices, amount)
-        else:  # a button with no value cycles
-            bars = choices[(choices.index(self.engine.max_bars) + 1) % len(choices)]
+        bars = self._choose(choices, self.engine.max_bars, value, amount, parse=int)
+        if bars not in choices:
+            raise ActionError(f"loop length must be 1, 2 or 4 bars, not {value!r}")
         self.engine.set_bars(bars)
 
     def _do_nudge(self, value, amount):
