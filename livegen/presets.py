@@ -14,12 +14,13 @@ instead: it plays as a genre of its own, with the default steps and sampler its
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+from .jsonfile import read_json_object
 
 # The samplers a preset, the command line or a controller may name, and their diffusers schedulers.
 # Kept here, free of torch, so the engine's main process can check names without importing it.
@@ -71,11 +72,11 @@ def model_preset(location: str | Path) -> GenrePreset:
     if not local.is_dir():  # a Hub id: nothing to read until the worker fetches it
         return GenrePreset(name=str(location).split("/")[-1], model=str(location))
     extra_path = local / "livegen.json"
+    extra = read_json_object(extra_path, PresetError) if extra_path.is_file() else {}
     try:
-        extra = json.loads(extra_path.read_text()) if extra_path.is_file() else {}
         steps, sampler = int(extra.get("default_steps", 50)), str(extra.get("default_sampler", "ddim"))
-    except (OSError, ValueError, AttributeError) as err:  # AttributeError: JSON that is not an object
-        raise PresetError(f"{extra_path}: {err}") from None
+    except (TypeError, ValueError) as err:
+        raise PresetError(f"{extra_path}: bad value ({err})") from None
     if sampler not in SAMPLERS:
         raise PresetError(f"{extra_path}: unknown default_sampler {sampler!r} (samplers: {', '.join(SAMPLERS)})")
     return GenrePreset(name=local.resolve().name, model=local.resolve(), steps=steps, sampler=sampler)

@@ -18,8 +18,8 @@ from ..engine.transport import QUANTISE_BARS
 from ..loops.prep import BAR_LENGTHS
 from ..presets import SAMPLERS
 
-BUTTONS = {"trigger", "select_genre", "quantise", "bars", "nudge", "steps_up", "steps_down", "sampler", "variation", "continuation",
-           "morph", "tap", "bpm_up", "bpm_down", "record", "save", "cue", "auto"}
+BUTTONS = {"trigger", "select_genre", "quantise", "bars", "nudge", "steps_up", "steps_down", "sampler", "variation",
+           "continuation", "morph", "tap", "bpm_up", "bpm_down", "record", "save", "cue", "auto"}
 KNOBS = {"select_genre", "quantise", "bars", "steps", "variation_strength", "bpm", "volume", "filter"}
 ACTIONS = BUTTONS | KNOBS
 

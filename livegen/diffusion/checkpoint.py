@@ -10,8 +10,8 @@
 A directory downloaded from the published models loads as it is, and what we
 save loads in diffusers' ``AudioDiffusionPipeline`` too. A published model may
 also be named by its Hugging Face Hub id (``teticio/audio-diffusion-256``): it
-is fetched once into the Hub's cache and read from there, offline too. Weights are read from
-safetensors (single or sharded); a ``.bin`` only through
+is fetched once into the Hub's cache and read from there, offline too. Weights
+are read from safetensors (single or sharded); a ``.bin`` only through
 ``torch.load(weights_only=True)``, never plain unpickling. Every failure names
 the file that caused it.
 """

@@ -575,7 +575,7 @@ class Engine:
                                       target_seed=target_seed)
 
     def _recut(self, info: LoopInfo) -> None:
-        """A buffered loop at an old tempo: let the worker re-stretch it into a fresh slot."""
+        """A buffered loop at an old tempo or length: let the worker cut it again into a fresh slot."""
         if self.mixer.cue_id == info.loop_id:
             self.mixer.set_cue(None)  # its slot is about to be rewritten
         self.loops.pop(info.loop_id, None)
@@ -585,10 +585,13 @@ class Engine:
             self._waiting = request  # the loop to launch is now its re-stretched copy
 
     # -- launching
+    def _earliest(self, fade_frames: int = 0) -> int:
+        """The first output sample a launch handed over now can still start on, after its fade."""
+        return self.mixer.clock + 2 * self.settings.blocksize + fade_frames
+
     def _next_line(self, quantise: str) -> int:
         """The earliest grid sample a launch handed over now can still make, fade included."""
-        earliest = self.mixer.clock + 2 * self.settings.blocksize + len(self._fade)
-        return self.transport.next_boundary(earliest, quantise)
+        return self.transport.next_boundary(self._earliest(len(self._fade)), quantise)
 
     def _trigger(self, genre: str) -> None:
         state = self.genres.get(genre)
@@ -605,14 +608,14 @@ class Engine:
         fade = self._fade if fade is None else fade
         if self.playing is None:
             fade = fade[:0]  # the very first loop starts cleanly, no fade from silence
-            at = self.mixer.clock + 2 * self.settings.blocksize
+            at = self._earliest()
             self.transport.start_at(at)  # and its first sample is the set's first downbeat
         elif at is None and self.quantise != "off":
             at = self._next_line(self.quantise)
         # Keep each fade whole: a launch may not begin before the last one has finished.
         outgoing_end = self.mixer.outgoing_end
         if outgoing_end is not None:
-            at = max(self.mixer.clock + 2 * self.settings.blocksize + len(fade) if at is None else at,
+            at = max(self._earliest(len(fade)) if at is None else at,
                      outgoing_end + len(fade))
         fade = fade[:max(0, min(len(fade), info.frames // 2))]
         self._on_stage[info.loop_id] = info
@@ -627,7 +630,7 @@ class Engine:
             self._retempo_pending = False
             self.genres[info.genre].ready.appendleft(info)
             return
-        at = self.transport.next_boundary(self.mixer.clock + 2 * self.settings.blocksize + len(self._fade), "1")
+        at = self._next_line("1")
         bars = max(info.bars, 1)
         bar = round(((at - current.start) % current.frames) / (current.frames / bars)) % bars
         self.transport.set_bpm(info.bpm, at)
@@ -769,7 +772,7 @@ class Engine:
         rate = self.settings.sample_rate
         shift = int(round(milliseconds * rate / 1000))
         fade = self._nudge_fade
-        at = self.mixer.clock + 2 * self.settings.blocksize + len(fade)
+        at = self._earliest(len(fade))
         if self.mixer.outgoing_end is not None:  # as _launch would: after the running crossfade
             at = max(at, self.mixer.outgoing_end + len(fade))
         # From ``at`` the loop plays ``shift`` samples further on, and the grid moves with it.

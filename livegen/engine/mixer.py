@@ -69,7 +69,7 @@ class ChunkedBiquad:
     next state follows the same way. Same output as ``lfilter`` up to float32 rounding.
     """
 
-    def __init__(self, b, a, chunk: int = 256):
+    def __init__(self, b, a, chunk: int = FILTER_CHUNK):
         b0, b1, b2 = (float(v) / float(a[0]) for v in b)
         a1, a2 = float(a[1]) / float(a[0]), float(a[2]) / float(a[0])
         # s[k+1] = A s[k] + B x[k];  y[k] = s[k][0] + b0 x[k];  A = [[-a1, 1], [-a2, 0]]
@@ -476,7 +476,7 @@ class Mixer:
 
     def set_filter(self, coefficients: tuple[np.ndarray, np.ndarray] | None) -> None:
         """The DJ filter's biquad (b, a), from ``dj_filter``; None: flat."""
-        self.filter = None if coefficients is None else ChunkedBiquad(*coefficients, chunk=FILTER_CHUNK)
+        self.filter = None if coefficients is None else ChunkedBiquad(*coefficients)
 
     def set_cue(self, voice: Voice | None) -> None:
         self.cue = voice

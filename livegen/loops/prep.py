@@ -205,7 +205,8 @@ class Cut:
 
 
 def plan_cut(length: int, sample_rate: int, grid: BeatGrid, *, bpm: float | None = None,
-             tempo_hint: float | None = None, out_rate: int | None = None, beats_per_bar: int = 4, bar_choices: tuple[int, ...] = BAR_LENGTHS,
+             tempo_hint: float | None = None, out_rate: int | None = None, beats_per_bar: int = 4,
+             bar_choices: tuple[int, ...] = BAR_LENGTHS,
              seam_seconds: float = 0.01, min_bpm: float = 50.0, max_bpm: float = 220.0) -> Cut:
     """The most whole bars (of ``bar_choices``) that a source of ``length`` samples holds on ``grid``.
 

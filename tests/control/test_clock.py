@@ -8,7 +8,8 @@ between the sample being rendered and the sample being heard a quarter of a beat
 import numpy as np
 import pytest
 
-from livegen.control.clock import PHASE_TOLERANCE, TICKS_PER_BEAT, MidiClockFollower, bar_phase_error, sample_at, sample_heard_at
+from livegen.control.clock import (PHASE_TOLERANCE, TICKS_PER_BEAT, MidiClockFollower, bar_phase_error, sample_at,
+                                   sample_heard_at)
 from livegen.engine.transport import Transport
 
 RATE = 48000
