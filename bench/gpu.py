@@ -1,7 +1,8 @@
 """GPU speed check (issue 7, "Speed to the limit"): real-time factor of batched generation.
 
-For the shipped default model (``presets/models/lite-genres``: the ``lite``
-UNet, 2.5M parameters, 64 x 256 mel, DDIM at its presets' 8 steps), the
+For the shipped default model (``presets/models/lite-genres-distilled``: the
+``lite`` UNet, 2.5M parameters, 64 x 256 mel, DDIM at its presets' 1 step; its
+teacher ``lite-genres`` at 8 steps), the
 ``small`` size (10.7M, 128 x 256) and teticio's published size (``teticio``,
 113.7M, 256 x 256; random weights: speed does not depend on them), at several
 batch sizes, precisions and layouts, one batch of loops is timed from seeds to
@@ -54,9 +55,8 @@ from livegen.diffusion.checkpoint import LoopModel, load_model  # noqa: E402
 from livegen.diffusion.sampling import decode_images, generate  # noqa: E402
 from livegen.presets import load_genre  # noqa: E402
 
-SHIPPED = "lite-genres"
-SHIPPED_DIR = REPO / "presets" / "models" / SHIPPED
-TARGETS = {SHIPPED: 1000.0, "small": 1000.0, "teticio": 200.0}  # real-time factor, from the issue
+SHIPPED_DIR = REPO / "presets" / "models"  # the default model and its teacher, by folder name
+TEACHER, TEACHER_STEPS = "lite-genres", 8  # the default model before the distilled student (8 DDIM steps)
 LONG_RUN = 4.0  # seconds: rows with runs this long take 2 timed runs, not 3
 WARMUP_STEPS = 2  # the UNet's shapes do not depend on the step count: this warms every kernel
 CHILD_TAG = "GPU_BENCH_ROW "
@@ -64,12 +64,17 @@ MIN_CHILD_SECONDS = 45.0  # no compile child is started with less budget than th
 CHILDREN: list[subprocess.Popen] = []  # ended with their compile workers if this process is stopped
 
 
-def shipped_steps() -> int:
-    """The step count the shipped genre presets use (8 when written)."""
+def shipped_default() -> tuple[str, int]:
+    """The model folder and step count the shipped genre presets play (the distilled student at 1 step)."""
     try:
-        return load_genre("techno").steps
+        preset = load_genre("techno")
+        return Path(preset.model).name, preset.steps
     except Exception:  # noqa: BLE001 - a missing preset only changes a default
-        return 8
+        return TEACHER, TEACHER_STEPS
+
+
+DEFAULT, DEFAULT_STEPS = shipped_default()
+TARGETS = {DEFAULT: 1000.0, TEACHER: 1000.0, "small": 1000.0, "teticio": 200.0}  # real-time factor, the issue's
 
 
 # -------------------------------------------------------------------- the plan
@@ -114,31 +119,31 @@ HEADERS = ["model", "params", "precision", "options", "batch", "steps", "runs", 
            "inversion s", "host s", "loops/s", "real-time factor", "peak GPU GiB", "notes"]
 
 
-def gpu_plan(default_steps: int, compile_rows: bool) -> list[Row]:
+def gpu_plan(compile_rows: bool) -> list[Row]:
     """Most important first: the two targets at the likely-best precision, then the rest."""
     plan: list[Row] = []
 
     def add(model, precision, options, batches, steps):
         plan.extend(Row(model, precision, options, b, steps) for b in batches)
 
-    s = default_steps
-    add(SHIPPED, "bf16", "-", (1, 16, 64, 256), s)
+    s = DEFAULT_STEPS
+    add(DEFAULT, "bf16", "-", (1, 16, 64, 256), s)
     add("teticio", "bf16", "-", (1, 16, 64, 128), 10)
-    add(SHIPPED, "fp16", "-", (1, 16, 64, 256), s)
+    add(DEFAULT, "fp16", "-", (1, 16, 64, 256), s)
     add("teticio", "fp16", "-", (1, 16, 64, 128), 10)
-    add(SHIPPED, "fp32", "-", (1, 16, 64, 256), s)
+    add(DEFAULT, "fp32", "-", (1, 16, 64, 256), s)
     add("teticio", "fp32", "-", (1, 16, 64), 10)
     add("small", "bf16", "-", (1, 16, 64, 256), 10)
     add("small", "fp16", "-", (64, 256), 10)
     add("small", "fp32", "-", (16, 64, 256), 10)
-    add(SHIPPED, "best", "channels_last", (256,), s)
+    add(DEFAULT, "best", "channels_last", (256,), s)
     add("teticio", "best", "channels_last", (64,), 10)
     add("small", "best", "channels_last", (256,), 10)
-    add(SHIPPED, "best", "-", (512, 1024), s)
+    add(DEFAULT, "best", "-", (512, 1024), s)
     if s != 10:
-        add(SHIPPED, "best", "-", (256,), 10)
+        add(DEFAULT, "best", "-", (256,), 10)
     if compile_rows:  # the default model is the one furthest from its target: its compile comes first
-        add(SHIPPED, "best", "compile reduce-overhead", (256,), s)
+        add(DEFAULT, "best", "compile reduce-overhead", (256,), s)
     add("teticio", "best", "-", (256,), 10)
     add("teticio", "best", "-", (64,), 50)
     if compile_rows:
@@ -157,13 +162,23 @@ def published_size_plan(compile_rows: bool) -> list[Row]:
     return plan
 
 
+def default_model_plan(compile_rows: bool) -> list[Row]:
+    """Only the shipped default model at its presets' steps, and its teacher at 8 (``--focus default``)."""
+    plan = [Row(DEFAULT, precision, "-", b, DEFAULT_STEPS) for precision in ("fp32", "fp16") for b in (64, 256, 1024)]
+    plan.append(Row(DEFAULT, "best", "channels_last", 256, DEFAULT_STEPS))
+    plan += [Row(TEACHER, "fp32", "-", b, TEACHER_STEPS) for b in (64, 256)]
+    if compile_rows:
+        plan.append(Row(DEFAULT, "best", "compile reduce-overhead", 256, DEFAULT_STEPS))
+    return plan
+
+
 def quick_plan(compile_rows: bool) -> list[Row]:
     """Every code path once, small and short (2 steps): a smoke test that runs on a CPU."""
-    plan = [Row(SHIPPED, "fp32", "-", 1, 2), Row(SHIPPED, "fp32", "-", 2, 2), Row(SHIPPED, "bf16", "-", 2, 2),
+    plan = [Row(DEFAULT, "fp32", "-", 1, 2), Row(DEFAULT, "fp32", "-", 2, 2), Row(DEFAULT, "bf16", "-", 2, 2),
             Row("small", "fp32", "-", 1, 2), Row("teticio", "fp32", "-", 1, 2),
-            Row(SHIPPED, "best", "-", 2, 2), Row(SHIPPED, "best", "channels_last", 2, 2)]
+            Row(DEFAULT, "best", "-", 2, 2), Row(DEFAULT, "best", "channels_last", 2, 2)]
     if compile_rows:
-        plan.append(Row(SHIPPED, "fp32", "compile", 1, 2))
+        plan.append(Row(DEFAULT, "fp32", "compile", 1, 2))
     return plan
 
 
@@ -184,8 +199,8 @@ class Models:
     def get(self, name: str, precision: str, options: str) -> LoopModel:
         if name not in self.loaded:
             progress(f"loading {name}")
-            if name == SHIPPED:
-                model = load_model(SHIPPED_DIR, device=self.device, precision="fp32")
+            if (SHIPPED_DIR / name).is_dir():
+                model = load_model(SHIPPED_DIR / name, device=self.device, precision="fp32")
             else:
                 model = new_model(name).to(self.device, "fp32")
             self.loaded[name] = model
@@ -279,7 +294,7 @@ def child_main(spec: dict) -> None:
     models = Models(device)
     model = models.get(row.model, row.precision, "channels_last" if "channels_last" in row.options else "-")
     mode = "reduce-overhead" if "reduce-overhead" in row.options else None
-    model.unet = torch.compile(model.unet, mode=mode, dynamic=False)
+    model.compile(row.batch, mode=mode)  # as the live worker compiles (channels_last on a GPU)
     # Two warm-ups: the first compiles (and, with CUDA graphs, records), the second must be steady.
     deadline = time.monotonic() + spec["until"] - time.time()  # the parent's, less a margin to report back
     (first, second), _, _ = measure(model, row, spec["repeats"], deadline, warmups=2)
@@ -364,9 +379,10 @@ def too_big(row: Row, oom: dict) -> bool:
     return limit is not None and row.batch >= limit
 
 
-def summary(rows: list[Row], default_steps: int) -> list[str]:
+def summary(rows: list[Row]) -> list[str]:
     lines = []
-    for model, steps, label in ((SHIPPED, default_steps, "default model (shipped lite-genres)"),
+    for model, steps, label in ((DEFAULT, DEFAULT_STEPS, f"default model (shipped {DEFAULT})"),
+                                (TEACHER, TEACHER_STEPS, f"its teacher (shipped {TEACHER})"),
                                 ("small", 10, "small size (DESIGN.md's config)"),
                                 ("teticio", 10, "published size (teticio)")):
         measured = [r for r in rows if r.model == model and r.steps == steps and r.rtf]
@@ -393,7 +409,7 @@ def gpu_details(device: torch.device) -> list[str]:
             f"{torch.backends.cuda.matmul.allow_tf32}); bf16/fp16 rows: weights fp32, UNet under autocast"]
 
 
-def report(rows: list[Row], args, default_steps: int, started: float, status: str, notes: list[str]) -> str:
+def report(rows: list[Row], args, started: float, status: str, notes: list[str]) -> str:
     device = torch.device(args.device)
     details = [
         *gpu_details(device),
@@ -401,11 +417,12 @@ def report(rows: list[Row], args, default_steps: int, started: float, status: st
         "(sampling), mel power -> torch fast Griffin-Lim, 32 iterations, on the device (inversion), "
         "audio to the host + peak normalisation (host); loops of 5.94 s; not included: cutting/stretching "
         "to bars (livegen.loops.prep, CPU)",
-        f"Models: {SHIPPED} = presets/models/{SHIPPED} (shipped weights, class-conditional, genres mixed "
-        f"in each batch; its presets use {default_steps} DDIM steps); small and teticio: random weights",
+        f"Models: {DEFAULT} and {TEACHER} = presets/models/NAME (shipped weights, class-conditional, genres "
+        f"mixed in each batch; the genre presets play {DEFAULT} at {DEFAULT_STEPS} DDIM step(s), the teacher "
+        f"took {TEACHER_STEPS}); small and teticio: random weights",
         "options: '-' = the library's layout (contiguous on a GPU), channels_last = UNet weights and input "
-        "channels_last; compile = torch.compile (default mode, or reduce-overhead = CUDA graphs), in a child "
-        "process; precision 'best' rows took the precision fastest so far for that model",
+        "channels_last; compile = LoopModel.compile as the live worker runs it (torch.compile, default mode or "
+        "reduce-overhead = CUDA graphs; channels_last on a GPU), in a child process; precision 'best' rows took the precision fastest so far for that model",
         f"Each row: a {WARMUP_STEPS}-step warm-up batch, then the median of up to {args.repeats} timed runs "
         f"(runs column); real-time factor = batch x 5.94 s / (s/batch); bold: meets the issue's target",
         f"Time budget {args.budget:.0f} s for the rows; {time.monotonic() - started:.0f} s used. Status: {status}",
@@ -414,7 +431,7 @@ def report(rows: list[Row], args, default_steps: int, started: float, status: st
     return "\n".join([
         machine_header("GPU generation speed (issue 7)", details), "",
         markdown_table(HEADERS, [r.cells() for r in rows]), "",
-        "### Targets", "", *[f"- {line}" for line in summary(rows, default_steps)],
+        "### Targets", "", *[f"- {line}" for line in summary(rows)],
     ])
 
 
@@ -485,17 +502,17 @@ def main() -> None:
     setup_backends(device)
     output = Path(args.output) if args.output else (Path(os.environ["OUT"]) / "gpu.md" if os.environ.get("OUT")
                                                     else RESULTS / "gpu.md")
-    default_steps = shipped_steps()
     compile_rows = not args.no_compile if device.type == "cuda" else args.compile
     plan = (quick_plan(compile_rows) if args.quick
             else published_size_plan(compile_rows) if args.focus == "teticio"
-            else gpu_plan(default_steps, compile_rows))
+            else default_model_plan(compile_rows) if args.focus == "default"
+            else gpu_plan(compile_rows))
     models = Models(device)
     done: list[Row] = []
     notes: list[str] = []
 
     def save(status: str):
-        write(output, report(done, args, default_steps, started, status, notes))
+        write(output, report(done, args, started, status, notes))
 
     save("in progress: the run was stopped before its end if this line stays")
     signal.signal(signal.SIGTERM, stop)
@@ -507,7 +524,7 @@ def main() -> None:
     skipped = sum(r.note.startswith("skipped: over the time budget") for r in done)
     status = (f"complete, all {len(plan)} planned rows" if not skipped
               else f"{skipped} of {len(plan)} planned rows skipped: over the time budget")
-    text = report(done, args, default_steps, started, status, notes)
+    text = report(done, args, started, status, notes)
     write(output, text)
     print(text)
     progress(f"\nwritten to {output}")
@@ -520,7 +537,9 @@ def parse_args():
     parser.add_argument("--budget", type=float, default=210.0,
                         help="seconds for all rows (rows that would overrun it are skipped)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per row (the median is reported)")
-    parser.add_argument("--focus", choices=["teticio"], help="only the published size's layout and compile rows")
+    parser.add_argument("--focus", choices=["teticio", "default"],
+                        help="teticio: only the published size's layout and compile rows; default: only the "
+                             "shipped default model (and its teacher)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows on a GPU")
     parser.add_argument("--compile", action="store_true", help="a torch.compile row on a CPU too (slow)")
     parser.add_argument("--output", default=None,

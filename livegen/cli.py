@@ -81,6 +81,9 @@ def _build_parser() -> argparse.ArgumentParser:
     play.add_argument("--worker-threads", type=_positive_int,
                       help="torch threads in the worker (default: all cores but one, which stays free for the "
                            "audio; 1 on two cores)")
+    play.add_argument("--compile", action="store_const", const="inductor",
+                      help="run the worker's UNets through torch.compile (pays on a GPU; the worker's start "
+                           "takes longer by the compile, tens of seconds for a published-size model)")
 
     control = play.add_argument_group("control and sync")
     control.add_argument("--midi", metavar="PORT", help="MIDI input port (name or part of it) of the controller")
@@ -221,7 +224,7 @@ def _play(args) -> int:
         genres=args.genres or ["techno"], bpm=args.bpm, steps=args.steps, sampler=args.sampler, depth=args.depth,
         quantise=args.quantise, crossfade_ms=args.crossfade, auto_bars=args.auto_bars, bars=args.bars,
         sample_rate=args.sample_rate, channels=args.channels, gain=args.gain, device=args.device,
-        precision=args.precision, worker_threads=args.worker_threads, seed=args.seed, status_path=args.status,
+        precision=args.precision, worker_threads=args.worker_threads, compile=args.compile, seed=args.seed, status_path=args.status,
         blocksize=args.blocksize, max_block=max(4096, args.blocksize), sync_delay_ms=args.sync_delay)
     if args.headless:
         output = AudioFile(Path(args.output), blocksize=args.blocksize)

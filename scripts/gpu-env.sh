@@ -8,6 +8,11 @@
 #     pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl \
 #         diffusers==0.42.1 huggingface_hub accelerate
 #
+# and, for the live worker's loop prep (bench/worker.py), librosa's stack (two have
+# compiled parts: add --implementation cp and the manylinux --platform tags):
+#
+#     librosa==0.11.0 audioread pooch platformdirs decorator soxr soundfile cffi pycparser
+#
 # (plus, if the machine's huggingface_hub is older than diffusers needs, the
 # httpx/requests stack the .venv uses with it: `.venv/bin/pip show` lists it).
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_BREAK_SYSTEM_PACKAGES=1 HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
@@ -45,3 +50,5 @@ if ! probe >> "$LOG" 2>&1; then
   probe >> "$LOG" 2>&1 || { say "== imports failed both ways: see $LOG"; cat "$LOG"; exit 1; }
 fi
 tail -n 1 "$LOG"
+python3 -c "import librosa, soxr, soundfile; print('librosa', librosa.__version__, 'for the worker bench')" 2>&1 \
+  | tail -n 1 | tee -a "$LOG"

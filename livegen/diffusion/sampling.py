@@ -163,7 +163,26 @@ def _unet(model: LoopModel, x: torch.Tensor, t, labels: torch.Tensor | None) -> 
     else:
         timestep = torch.full((x.shape[0],), int(t), device=model.device, dtype=torch.long)
     with model.autocast():
-        return model.unet(x, timestep, class_labels=labels).sample.float()
+        if model.compiled_unet is None:
+            return model.unet(x, timestep, class_labels=labels).sample.float()
+        return _compiled_unet(model, x, timestep, labels)
+
+
+def _compiled_unet(model: LoopModel, x: torch.Tensor, timestep: torch.Tensor,
+                   labels: torch.Tensor | None) -> torch.Tensor:
+    """The compiled UNet on batches of exactly the size it was traced for: the last chunk is padded
+    (by repeating its first item) and the padding's output dropped, so nothing recompiles."""
+    size, outputs = model.compiled_batch, []
+    for lo in range(0, x.shape[0], size):
+        parts = [x[lo:lo + size], timestep[lo:lo + size], None if labels is None else labels[lo:lo + size]]
+        real = parts[0].shape[0]
+        if real < size:
+            parts = [None if p is None else torch.cat([p, p[:1].expand(size - real, *p.shape[1:])]) for p in parts]
+        chunk, steps, chunk_labels = parts
+        # One layout every call, padded or not (a guard on strides would recompile).
+        chunk, steps = chunk.contiguous(memory_format=model.memory_format), steps.contiguous()
+        outputs.append(model.compiled_unet(chunk, steps, class_labels=chunk_labels).sample[:real].float())
+    return torch.cat(outputs)
 
 
 @torch.no_grad()

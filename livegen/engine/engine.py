@@ -70,6 +70,7 @@ class EngineSettings:
     precision: str = "auto"
     worker_threads: int | None = None  # torch threads in the worker; None: all cores but one (default_worker_threads)
     batch_size: int = 4
+    compile: str | None = None  # torch.compile backend for the worker's UNets ("inductor": pays on a GPU)
     seed: int | None = None  # first seed; None picks one at random
     min_bpm: float = 60.0
     sync_delay_ms: float = 0.0  # the clock's gear is heard this much after its clock: our beats follow
@@ -167,6 +168,7 @@ class Engine:
         self.worker_state = "starting"
         self.worker_device = "?"
         self.worker_threads = 0  # as the worker reports them
+        self.worker_compiled: str | None = None
         self.errors: deque[str] = deque(maxlen=20)
         self.events: deque[dict] = deque(maxlen=200)  # launches and other notable moments, newest last
         self._work_seconds = 0.0
@@ -249,7 +251,7 @@ class Engine:
         config = WorkerConfig(genres=presets, bank_name=self.bank.name, bank_slots=self.bank.slots,
                               bank_frames=self.bank.slot_frames, sample_rate=self.settings.sample_rate,
                               device=self.settings.device, precision=self.settings.precision,
-                              threads=threads, batch_size=self.settings.batch_size)
+                              threads=threads, batch_size=self.settings.batch_size, compile=self.settings.compile)
         self._process = context.Process(target=worker_main, args=(config, down_recv, up_send),
                                         name="livegen-worker", daemon=True)
         self._process.start()
@@ -474,6 +476,7 @@ class Engine:
                 self.worker_state = "ready"
                 self.worker_device = message.device
                 self.worker_threads = message.threads
+                self.worker_compiled = message.compiled
 
     def _arrived(self, ready: LoopReady) -> None:
         request = ready.request
@@ -836,6 +839,7 @@ class Engine:
             "launches": self.mixer.launch_count, "late_launches": self.mixer.late_launches,
             "underflows": self.mixer.underflows,
             "worker": {"state": self.worker_state, "device": self.worker_device, "threads": self.worker_threads,
+                       "compiled": self.worker_compiled,
                        "restarts": self.worker_restarts,
                        "pid": self.worker_pid, "in_flight": len(self._in_flight)},
             "output": {"name": self.mixer.output_name, "latency_ms": round(self.mixer.output_latency * 1000, 2),

@@ -70,6 +70,7 @@ class WorkerReady:
     device: str
     genres: list[str] = field(default_factory=list)
     threads: int = 1  # torch's intra-op threads in the worker
+    compiled: str | None = None  # the torch.compile backend the UNets run through, if any
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class WorkerConfig:
     threads: int = 1
     batch_size: int = 4
     cache_size: int = 64
+    compile: str | None = None  # torch.compile backend for the UNets ("inductor"), traced at batch_size; None: eager
 
 
 class _Sources:
@@ -132,15 +134,24 @@ class Worker:
                 self.models[name] = model
             except (PresetError, OSError, ValueError, RuntimeError) as err:
                 results.send(GenreError(name, str(err)))
+        if config.compile:
+            for model in {id(m): m for m in self.models.values()}.values():
+                model.compile(config.batch_size, backend=config.compile)
         self._warm_up()
         device = next(iter(self.models.values())).device if self.models else "none"
-        results.send(WorkerReady(str(device), sorted(self.models), torch.get_num_threads()))
+        results.send(WorkerReady(str(device), sorted(self.models), torch.get_num_threads(), config.compile))
 
     def _warm_up(self) -> None:
         """librosa's beat tracker JIT-compiles on first use (seconds): run the image path before the set
-        needs it, once per codec config (each has its own Griffin-Lim)."""
+        needs it, once per codec config (each has its own Griffin-Lim). A compiled UNet compiles on its
+        first pass (tens of seconds): one step of each, so no loop of the set waits for that."""
+        from ..diffusion import denoise
         from ..loops import loops_from_images
         from ..loops.fromimage import LIVE_ITERATIONS
+
+        for model in {id(m): m for m in self.models.values() if m.compiled_unet is not None}.values():
+            labels = [0] if model.is_class_conditional else None
+            denoise(model, [0], steps=1, sampler="ddim", class_labels=labels)
 
         configs = {model.mel: model for model in self.models.values()}
         for mel, model in configs.items():

@@ -151,3 +151,24 @@ def test_ddim_inversion_recovers_the_noise(tiny_model, prediction):
         assert ((got - target).norm() / target.norm()).item() < 0.15
     halfway = morph(model, a, b, 0.5, steps=50)
     assert (halfway - a).norm() > 0.3 * a.norm() and (halfway - b).norm() > 0.3 * b.norm()
+
+
+def test_compiled_unet_serves_every_batch_size_from_one_graph(genre_model_dir):
+    # The "eager" backend traces with dynamo as inductor would, without its minute-long first build here.
+    import torch._dynamo
+
+    model = load_model(genre_model_dir, "cpu")
+    seeds, labels = [1, 2, 3], [0, 2, 1]
+    eager = generate(model, seeds, steps=3, class_labels=labels)
+    torch._dynamo.reset()
+    model.compile(2, backend="eager")
+    # 3 loops at a traced batch of 2: one full chunk, one padded; then a single loop, padded.
+    compiled = generate(model, seeds, steps=3, class_labels=labels)
+    single = generate(model, [2], steps=3, class_labels=[2])
+    torch.testing.assert_close(compiled, eager, rtol=0, atol=1e-4)
+    torch.testing.assert_close(single, eager[1:2], rtol=0, atol=1e-4)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1  # nothing recompiled
+    with pytest.raises(ValueError, match="batch"):
+        model.compile(0)
+    model.to("cpu")  # a move drops the compiled UNet: it was traced for the old device and layout
+    assert model.compiled_unet is None
