@@ -139,9 +139,14 @@ def run_row(row: Row, args, folder: Path) -> Row:
     process.start()
     try:
         while True:  # the worker's start: imports, model load, compile, warm-up
-            if not up_recv.poll(args.start_timeout - (time.monotonic() - started)):
-                row.note = f"worker not ready within {args.start_timeout:.0f} s"
-                return row
+            if not up_recv.poll(1.0):
+                if not process.is_alive():
+                    row.note = f"the worker died at its start (exit {process.exitcode}; its error is above)"
+                    return row
+                if time.monotonic() - started > args.start_timeout:
+                    row.note = f"worker not ready within {args.start_timeout:.0f} s"
+                    return row
+                continue
             message = up_recv.recv()
             if isinstance(message, GenreError):
                 row.note = f"genre {message.genre}: {message.message}"

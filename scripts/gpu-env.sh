@@ -40,12 +40,14 @@ print(f"python {sys.version.split()[0]}, torch {torch.__version__} (CUDA {torch.
 PY
 }
 if ! probe >> "$LOG" 2>&1; then
-  say "== the shipped wheels together do not import (above); retrying with diffusers alone"
+  # (The H100 image's transformers, which diffusers' hooks import through peft, refuses huggingface_hub 2.x.)
+  say "== the shipped wheels together do not import (above); retrying without the huggingface_hub stack"
   rm -rf /tmp/site
+  wheels=$(ls .whl/*.whl | grep -v -E '/(huggingface_hub|httpx2|httpcore2|h11|anyio|truststore)-')
   if [ -n "${PIP_FAILED:-}" ]; then
-    export PYTHONPATH="$(printf '%s:' "$PWD"/.whl/diffusers-*.whl)$PWD"
+    export PYTHONPATH="$(printf '%s:' $wheels)$PWD"
   else
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/diffusers-*.whl
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $wheels
   fi
   probe >> "$LOG" 2>&1 || { say "== imports failed both ways: see $LOG"; cat "$LOG"; exit 1; }
 fi
