@@ -18,6 +18,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="livegen", description="Live AI loop generator.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -81,6 +88,9 @@ def _build_parser() -> argparse.ArgumentParser:
     play.add_argument("--worker-threads", type=_positive_int,
                       help="torch threads in the worker (default: all cores but one, which stays free for the "
                            "audio; 1 on two cores)")
+    play.add_argument("--prep-processes", type=_count, default=0, metavar="N",
+                      help="processes for the worker's loop prep (beat grid, resample, seam), beside its torch "
+                           "threads; on a GPU they bound the worker, so give it spare cores (default 0: none)")
     play.add_argument("--compile", action="store_const", const="inductor",
                       help="run the worker's UNets through torch.compile (pays on a GPU; the worker's start "
                            "takes longer by the compile, tens of seconds for a published-size model)")
@@ -224,7 +234,8 @@ def _play(args) -> int:
         genres=args.genres or ["techno"], bpm=args.bpm, steps=args.steps, sampler=args.sampler, depth=args.depth,
         quantise=args.quantise, crossfade_ms=args.crossfade, auto_bars=args.auto_bars, bars=args.bars,
         sample_rate=args.sample_rate, channels=args.channels, gain=args.gain, device=args.device,
-        precision=args.precision, worker_threads=args.worker_threads, compile=args.compile, seed=args.seed, status_path=args.status,
+        precision=args.precision, worker_threads=args.worker_threads, compile=args.compile,
+        prep_processes=args.prep_processes, seed=args.seed, status_path=args.status,
         blocksize=args.blocksize, max_block=max(4096, args.blocksize), sync_delay_ms=args.sync_delay)
     if args.headless:
         output = AudioFile(Path(args.output), blocksize=args.blocksize)

@@ -71,6 +71,7 @@ class EngineSettings:
     worker_threads: int | None = None  # torch threads in the worker; None: all cores but one (default_worker_threads)
     batch_size: int = 4
     compile: str | None = None  # torch.compile backend for the worker's UNets ("inductor": pays on a GPU)
+    prep_processes: int = 0  # processes for the worker's loop prep (pays on a GPU, where it bounds the worker)
     seed: int | None = None  # first seed; None picks one at random
     min_bpm: float = 60.0
     sync_delay_ms: float = 0.0  # the clock's gear is heard this much after its clock: our beats follow
@@ -169,6 +170,7 @@ class Engine:
         self.worker_device = "?"
         self.worker_threads = 0  # as the worker reports them
         self.worker_compiled: str | None = None
+        self.worker_prep_processes = 0
         self.errors: deque[str] = deque(maxlen=20)
         self.events: deque[dict] = deque(maxlen=200)  # launches and other notable moments, newest last
         self._work_seconds = 0.0
@@ -251,9 +253,12 @@ class Engine:
         config = WorkerConfig(genres=presets, bank_name=self.bank.name, bank_slots=self.bank.slots,
                               bank_frames=self.bank.slot_frames, sample_rate=self.settings.sample_rate,
                               device=self.settings.device, precision=self.settings.precision,
-                              threads=threads, batch_size=self.settings.batch_size, compile=self.settings.compile)
+                              threads=threads, batch_size=self.settings.batch_size, compile=self.settings.compile,
+                              prep_processes=self.settings.prep_processes)
         self._process = context.Process(target=worker_main, args=(config, down_recv, up_send),
-                                        name="livegen-worker", daemon=True)
+                                        # A daemon cannot start the prep processes; without them it
+                                        # ends with the engine even if the engine fails to stop it.
+                                        name="livegen-worker", daemon=not self.settings.prep_processes)
         self._process.start()
         self._spawned_at = time.monotonic()
         down_recv.close()
@@ -477,6 +482,7 @@ class Engine:
                 self.worker_device = message.device
                 self.worker_threads = message.threads
                 self.worker_compiled = message.compiled
+                self.worker_prep_processes = message.prep_processes
 
     def _arrived(self, ready: LoopReady) -> None:
         request = ready.request
@@ -839,7 +845,7 @@ class Engine:
             "launches": self.mixer.launch_count, "late_launches": self.mixer.late_launches,
             "underflows": self.mixer.underflows,
             "worker": {"state": self.worker_state, "device": self.worker_device, "threads": self.worker_threads,
-                       "compiled": self.worker_compiled,
+                       "compiled": self.worker_compiled, "prep_processes": self.worker_prep_processes,
                        "restarts": self.worker_restarts,
                        "pid": self.worker_pid, "in_flight": len(self._in_flight)},
             "output": {"name": self.mixer.output_name, "latency_ms": round(self.mixer.output_latency * 1000, 2),

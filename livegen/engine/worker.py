@@ -71,6 +71,7 @@ class WorkerReady:
     genres: list[str] = field(default_factory=list)
     threads: int = 1  # torch's intra-op threads in the worker
     compiled: str | None = None  # the torch.compile backend the UNets run through, if any
+    prep_processes: int = 0  # processes running the loop prep's CPU stages
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class WorkerConfig:
     batch_size: int = 4
     cache_size: int = 64
     compile: str | None = None  # torch.compile backend for the UNets ("inductor"), traced at batch_size; None: eager
+    prep_processes: int = 0  # processes for the loop prep's CPU stages (beat grid, resample, seam); 0: in the worker
 
 
 class _Sources:
@@ -137,9 +139,20 @@ class Worker:
         if config.compile:
             for model in {id(m): m for m in self.models.values()}.values():
                 model.compile(config.batch_size, backend=config.compile)
+        # On a GPU the loop prep's CPU stages bound the worker (bench/results/worker-gpu.md: the GPU was 4%
+        # busy); beat tracking holds the GIL, so they run in processes of their own. Spawned after
+        # lower_priority: they inherit it.
+        self.pool = None
+        if config.prep_processes:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.pool = ProcessPoolExecutor(config.prep_processes, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_prep_process_start)
         self._warm_up()
         device = next(iter(self.models.values())).device if self.models else "none"
-        results.send(WorkerReady(str(device), sorted(self.models), torch.get_num_threads(), config.compile))
+        results.send(WorkerReady(str(device), sorted(self.models), torch.get_num_threads(), config.compile,
+                                 config.prep_processes))
 
     def _warm_up(self) -> None:
         """librosa's beat tracker JIT-compiles on first use (seconds): run the image path before the set
@@ -161,8 +174,11 @@ class Worker:
             for start in np.arange(0, mel.x_res, beat).astype(int):
                 fade = np.linspace(255, 60, 6)[:mel.x_res - start]
                 image[:, start:start + len(fade)] = fade.astype(np.uint8)
-            loops_from_images([image], mel, bpm=120.0, out_rate=self.config.sample_rate, device=model.device,
-                              n_iter=LIVE_ITERATIONS)  # a LoopError (a codec too small for a bar) is returned
+            # As many images as prep processes, so each one compiles its own librosa (a LoopError, for a
+            # codec too small for a bar, is returned, not raised).
+            loops_from_images([image] * max(1, self.config.prep_processes), mel, bpm=120.0,
+                              out_rate=self.config.sample_rate, device=model.device, n_iter=LIVE_ITERATIONS,
+                              pool=self.pool)
 
     # ------------------------------------------------------------ serving
     def serve(self, requests) -> None:
@@ -231,8 +247,8 @@ class Worker:
         from ..loops import bar_choices, loops_from_images
         from ..loops.fromimage import LIVE_ITERATIONS
 
-        return loops_from_images(images, model.mel, bpm=bpm, out_rate=self.config.sample_rate,
-                                 device=model.device, n_iter=LIVE_ITERATIONS, bar_choices=bar_choices(max_bars))
+        return loops_from_images(images, model.mel, bpm=bpm, out_rate=self.config.sample_rate, device=model.device,
+                                 n_iter=LIVE_ITERATIONS, bar_choices=bar_choices(max_bars), pool=self.pool)
 
     def _finish(self, request: LoopRequest, loop, work: float) -> None:
         from ..loops import LoopError
@@ -296,6 +312,23 @@ def model_overlap(model) -> float:
     return model.mel.x_res * model.mel.hop_length / model.mel.sample_rate / 2.0
 
 
+def _prep_process_start() -> None:
+    """A prep process: Ctrl-C is the engine's to handle, as in the worker; and it ends when the worker
+    does, even when the worker is killed (the pool would wait on its queue for ever)."""
+    import signal
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def follow_the_worker() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=follow_the_worker, name="follow-the-worker", daemon=True).start()
+
+
 def lower_priority() -> None:
     """When the cores are short, the audio goes first: the worker takes only what is left over."""
     try:
@@ -313,7 +346,12 @@ def worker_main(config: WorkerConfig, requests, results) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle
     lower_priority()
+    worker = None
     try:
-        Worker(config, results).serve(requests)
+        worker = Worker(config, results)
+        worker.serve(requests)
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         pass
+    finally:
+        if worker is not None and worker.pool is not None:
+            worker.pool.shutdown(cancel_futures=True)

@@ -105,10 +105,39 @@ def stretch_frames(mel_power, cut: Cut, hop: int, frames: int, context: int = CO
     return mel_power[:, below] * (1 - frac) + mel_power[:, below + 1] * frac
 
 
+def plan_loop(image, config, bpm: float | None, tempo_hint: float | None, out_rate: int, seam_seconds: float,
+              options: dict) -> tuple[Cut, np.ndarray] | LoopError:
+    """Stage 1, per image, on the CPU: beat grid, cut, and the piece's mel power at the target tempo
+    (mels, ``frame_count`` frames); or the LoopError that says why there is no loop in it."""
+    from ..audio import MelCodec
+
+    try:
+        image = check_image(image, config)
+        grid = image_beat_grid(image, config, expected_bpm=bpm or tempo_hint or 120.0)
+        length = (image.shape[1] - 1) * config.hop_length  # what inverting the whole image gives
+        cut = plan_cut(length, config.sample_rate, grid, bpm=bpm, tempo_hint=tempo_hint, out_rate=out_rate,
+                       seam_seconds=seam_seconds, **options)
+    except LoopError as err:
+        return err
+    frames = frame_count(cut, config, seam_seconds)
+    power = stretch_frames(MelCodec(config).image_to_mel_power(image), cut, config.hop_length, frames)
+    return cut, power.numpy()
+
+
+def finish_clip(clip: np.ndarray, cut: Cut, sample_rate: int, start: int) -> Loop | LoopError:
+    """Stage 3, per loop, on the CPU: the inverted piece at ``sample_rate`` to the output rate (with its
+    context frames, so the resampler's edges fall outside the loop too), then from output sample
+    ``start`` on cut, seamed and normalised."""
+    try:
+        return finish_loop(resample(clip, sample_rate, cut.out_rate)[start:], cut)
+    except LoopError as err:
+        return err
+
+
 def loops_from_images(images: Sequence, config, *, bpm: float | None = None, tempo_hint: float | None = None,
                       out_rate: int | None = None,
                       device=None, n_iter: int | None = None, seed: int = 0, seam_seconds: float = 0.01,
-                      timings: dict[str, float] | None = None, **options) -> list[Loop | LoopError]:
+                      timings: dict[str, float] | None = None, pool=None, **options) -> list[Loop | LoopError]:
     """One ``Loop`` (or the ``LoopError`` that says why not) per spectrogram image, in order.
 
     Loops are exactly ``bars * beats_per_bar * 60 / bpm`` seconds at
@@ -119,47 +148,44 @@ def loops_from_images(images: Sequence, config, *, bpm: float | None = None, tem
     count; a loop comes out the same in any batch. ``options``: those of
     ``plan_cut`` (bar_choices, beats_per_bar, min_bpm, max_bpm). ``timings``,
     when given, gets the seconds of each stage added: "grid" (beat grid, cut,
-    stretched frames), "griffin-lim", "finish" (resample, seam).
+    stretched frames), "griffin-lim", "finish" (resample, seam). ``pool``: an
+    executor (``concurrent.futures``) that runs the per-image CPU stages (all
+    but Griffin-Lim) in parallel; the loops come out the same.
     """
     import torch
 
-    from ..audio import MelCodec
     from ..audio.griffinlim import GriffinLim
 
     out_rate = out_rate or config.sample_rate
-    codec = MelCodec(config)
-    results: list[Loop | LoopError | None] = [None] * len(images)
-    groups: dict[int, list[tuple[int, Cut, torch.Tensor]]] = {}
+    each = pool.map if pool is not None else map
+    count = len(images)
     clock = _Clock(timings)
-    for i, image in enumerate(images):
-        try:
-            image = check_image(image, config)
-            grid = image_beat_grid(image, config, expected_bpm=bpm or tempo_hint or 120.0)
-            length = (image.shape[1] - 1) * config.hop_length  # what inverting the whole image gives
-            cut = plan_cut(length, config.sample_rate, grid, bpm=bpm, tempo_hint=tempo_hint, out_rate=out_rate,
-                           seam_seconds=seam_seconds, **options)
-        except LoopError as err:
-            results[i] = err
-            continue
-        frames = frame_count(cut, config, seam_seconds)
-        power = stretch_frames(codec.image_to_mel_power(image), cut, config.hop_length, frames)
-        groups.setdefault(frames, []).append((i, cut, power))
+    planned = list(each(plan_loop, images, *_repeat(count, config, bpm, tempo_hint, out_rate, seam_seconds,
+                                                     options)))
+    results: list[Loop | LoopError | None] = [p if isinstance(p, LoopError) else None for p in planned]
+    groups: dict[int, list[int]] = {}  # frames -> the images whose pieces have that many
+    for i, plan in enumerate(planned):
+        if not isinstance(plan, LoopError):
+            groups.setdefault(plan[1].shape[-1], []).append(i)
     clock.lap("grid")
 
     inverter = GriffinLim.for_config(config, device=device)
     start = int(round(CONTEXT_FRAMES * config.hop_length * out_rate / config.sample_rate))
-    for frames, members in groups.items():
-        power = torch.stack([p for _, _, p in members]).to(inverter.device)
+    for members in groups.values():
+        power = torch.from_numpy(np.stack([planned[i][1] for i in members])).to(inverter.device)
         audio = inverter(power, n_iter=n_iter or config.n_iter, seed=seed).cpu().numpy()
         clock.lap("griffin-lim")
-        audio = resample(audio, config.sample_rate, out_rate)
-        for (i, cut, _), clip in zip(members, audio):
-            try:
-                results[i] = finish_loop(clip[start:], cut)
-            except LoopError as err:
-                results[i] = err
+        cuts = [planned[i][0] for i in members]
+        finished = each(finish_clip, list(audio), cuts, *_repeat(len(members), config.sample_rate, start))
+        for i, loop in zip(members, finished):
+            results[i] = loop
         clock.lap("finish")
     return results
+
+
+def _repeat(count: int, *values) -> list[list]:
+    """Each value as a list of ``count`` (map's extra arguments)."""
+    return [[value] * count for value in values]
 
 
 class _Clock:

@@ -83,16 +83,18 @@ def test_play_without_a_sound_card_says_so(tmp_path):
 
 
 def test_tempo_change_modes_cue_and_saving_the_playing_loop(tmp_path):
-    # The worker's UNet runs compiled (traced by dynamo; the "eager" backend skips inductor's minute-long
-    # first build here), so every mode below goes through the compiled path's fixed batch.
+    # The worker runs as on a GPU machine: its UNet compiled (traced by dynamo; the "eager" backend skips
+    # inductor's minute-long first build here), so every mode below goes through the compiled path's
+    # fixed batch, and its loop prep in a process of its own.
     settings = EngineSettings(genres=["techno"], bpm=128.0, depth=2, seed=21, quantise="beat", channels=4,
-                              compile="eager")
+                              compile="eager", prep_processes=1)
     engine = Engine(settings, AudioFile(tmp_path / "set.wav", blocksize=512))
     engine.start()
     try:
         engine.wait_until_playing(timeout=240)
         first = engine.snapshot()["playing"]
-        assert engine.snapshot()["worker"]["compiled"] == "eager"
+        worker = engine.snapshot()["worker"]
+        assert (worker["compiled"], worker["prep_processes"]) == ("eager", 1)
         assert first["bpm"] == 128.0
         # Four channels: the cue pair previews the loop that comes next.
         coming = wait_for(lambda: engine.snapshot()["next"], 60, "a loop ready to come next", engine.snapshot)

@@ -94,6 +94,21 @@ def test_unusable_images_come_back_as_errors_in_place():
         assert __import__("re").search(message, str(result)), (message, result)
 
 
+def test_prep_processes_make_the_same_loops():
+    # The worker's pool on a GPU machine: the CPU stages in spawned processes (pickled in and out).
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    images = [image_of(bpm, seed=bpm) for bpm in (96, 174)] + [np.zeros((CONFIG.y_res, CONFIG.x_res), np.uint8)]
+    here = loops_from_images(images, CONFIG, bpm=126, out_rate=48000, n_iter=2)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pooled = loops_from_images(images, CONFIG, bpm=126, out_rate=48000, n_iter=2, pool=pool)
+    for a, b in zip(here[:2], pooled[:2]):
+        assert (a.bars, a.bpm) == (b.bars, b.bpm)
+        np.testing.assert_array_equal(a.audio, b.audio)
+    assert isinstance(pooled[2], LoopError) and "silent" in str(pooled[2])  # errors come back as results
+
+
 def test_batch_makes_the_same_loops_as_one_by_one():
     images = [image_of(bpm, seed=bpm) for bpm in (96, 128, 174, 120)]  # 2, 2, 4 and 2 bars at 126: two batches
     batch = loops_from_images(images, CONFIG, bpm=126, out_rate=48000, n_iter=LIVE_ITERATIONS)
