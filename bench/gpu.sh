@@ -35,6 +35,7 @@ fi
 if [ "${WORKER_SECONDS:-15}" != 0 ]; then
   timeout --kill-after=15 "${WORKER_TIMEOUT:-300}" python3 bench/worker.py --device cuda \
     --threads $(( $(nproc) - 1 )) --batches ${WORKER_BATCHES:-64} --compile-too \
+    --prep-processes ${WORKER_PREP:-0 $(( $(nproc) / 2 ))} \
     --seconds "${WORKER_SECONDS:-15}" --output "$OUT/worker.md" 2>&1 | tee -a "$LOG"
   worker_status=${PIPESTATUS[0]}
   say "== bench/worker.py exit $worker_status, $(date -u '+%H:%M:%S UTC')"

@@ -15,7 +15,7 @@ lets one batch through as a warm-up, then counts for ``--seconds``:
 
 On a CUDA device the GPU's busy share is sampled every 0.2 s (torch.cuda.utilization).
 
-    python3 bench/worker.py --device cuda --batches 16 64 --compile-too     # on the GPU (bench/gpu.sh)
+    python3 bench/worker.py --device cuda --batches 64 --prep-processes 0 8 --compile-too  # on the GPU (bench/gpu.sh)
     .venv/bin/python bench/worker.py --device cpu --batches 4 --seconds 20  # here
 """
 
@@ -50,6 +50,7 @@ class Row:
     steps: int
     batch: int
     compile: str | None
+    prep: int = 0  # prep processes
     start_s: float = 0.0
     loops: int = 0
     dropped: int = 0
@@ -60,16 +61,16 @@ class Row:
 
     def cells(self) -> list:
         if not self.seconds:
-            return [self.model, self.steps, self.batch, self.compile or "-", f"{self.start_s:.1f}", "-", "-", "-", "-",
-                    "-", self.note]
+            return [self.model, self.steps, self.batch, self.compile or "-", self.prep, f"{self.start_s:.1f}",
+                    "-", "-", "-", "-", "-", self.note]
         made = self.loops + self.dropped
-        return [self.model, self.steps, self.batch, self.compile or "-", f"{self.start_s:.1f}",
+        return [self.model, self.steps, self.batch, self.compile or "-", self.prep, f"{self.start_s:.1f}",
                 f"{made / self.seconds:.1f}", f"{self.loops / self.seconds:.1f}", f"{self.dropped}/{made}",
                 f"{self.audio_s / self.seconds:.1f}x",
                 "-" if self.gpu_busy is None else f"{self.gpu_busy:.0f}%", self.note]
 
 
-HEADERS = ["model", "steps", "batch", "compile", "worker start s", "slices/s", "loops/s", "dropped",
+HEADERS = ["model", "steps", "batch", "compile", "prep processes", "worker start s", "slices/s", "loops/s", "dropped",
            "real-time factor", "GPU busy", "notes"]
 
 
@@ -133,8 +134,9 @@ def run_row(row: Row, args, folder: Path) -> Row:
     up_recv, up_send = context.Pipe(duplex=False)
     config = WorkerConfig(genres=presets, bank_name=bank.name, bank_slots=bank.slots, bank_frames=bank.slot_frames,
                           sample_rate=SAMPLE_RATE, device=args.device, precision=args.precision,
-                          threads=args.threads, batch_size=row.batch, compile=row.compile)
-    process = context.Process(target=worker_main, args=(config, down_recv, up_send), daemon=True)
+                          threads=args.threads, batch_size=row.batch, compile=row.compile,
+                          prep_processes=row.prep)
+    process = context.Process(target=worker_main, args=(config, down_recv, up_send), daemon=not row.prep)
     started = time.monotonic()
     process.start()
     try:
@@ -154,7 +156,7 @@ def run_row(row: Row, args, folder: Path) -> Row:
             if isinstance(message, WorkerReady):
                 break
         row.start_s = time.monotonic() - started
-        progress(f"{row.model} batch {row.batch} compile {row.compile}: worker ready in {row.start_s:.1f} s "
+        progress(f"{row.model} batch {row.batch} compile {row.compile} prep {row.prep}: worker ready in {row.start_s:.1f} s "
                  f"on {message.device} x{message.threads}")
 
         names, next_id, waiting = list(presets), 0, 0
@@ -220,15 +222,17 @@ def main() -> int:
     parser.add_argument("--steps", type=int, help="sampling steps (default: the presets'; 10 for random models)")
     parser.add_argument("--batches", type=int, nargs="+", default=[4])
     parser.add_argument("--compile-too", action="store_true", help="each row again with --compile (inductor)")
+    parser.add_argument("--prep-processes", type=int, nargs="+", default=[0],
+                        help="the worker's loop-prep processes, a row for each (default 0: in the worker)")
     parser.add_argument("--bpm", type=float, default=128.0)
     parser.add_argument("--seconds", type=float, default=20.0, help="counted per row, after the warm-up batch")
     parser.add_argument("--start-timeout", type=float, default=240.0)
     parser.add_argument("--output", default="worker.md", help="file name under bench/results, or a path")
     args = parser.parse_args()
 
-    rows = [Row(model, args.steps or 0, batch, backend)
+    rows = [Row(model, args.steps or 0, batch, backend, prep)
             for model in args.models for backend in ([None, "inductor"] if args.compile_too else [None])
-            for batch in args.batches]
+            for prep in args.prep_processes for batch in args.batches]
     with tempfile.TemporaryDirectory() as folder:
         for index, row in enumerate(rows):
             run_row(row, args, Path(folder))
