@@ -155,9 +155,9 @@ class Worker:
                                  config.prep_processes))
 
     def _warm_up(self) -> None:
-        """librosa's beat tracker JIT-compiles on first use (seconds): run the image path before the set
-        needs it, once per codec config (each has its own Griffin-Lim). A compiled UNet compiles on its
-        first pass (tens of seconds): one step of each, so no loop of the set waits for that."""
+        """Run the image path once per codec config before the set needs it (each has its own Griffin-Lim
+        and FFT plans), in every prep process. A compiled UNet compiles on its first pass (tens of
+        seconds): one step of each, so no loop of the set waits for that."""
         from ..diffusion import denoise
         from ..loops import loops_from_images
         from ..loops.fromimage import LIVE_ITERATIONS
@@ -174,7 +174,7 @@ class Worker:
             for start in np.arange(0, mel.x_res, beat).astype(int):
                 fade = np.linspace(255, 60, 6)[:mel.x_res - start]
                 image[:, start:start + len(fade)] = fade.astype(np.uint8)
-            # As many images as prep processes, so each one compiles its own librosa (a LoopError, for a
+            # As many images as prep processes, so each one has imported and run it (a LoopError, for a
             # codec too small for a bar, is returned, not raised).
             loops_from_images([image] * max(1, self.config.prep_processes), mel, bpm=120.0,
                               out_rate=self.config.sample_rate, device=model.device, n_iter=LIVE_ITERATIONS,
