@@ -160,7 +160,7 @@ class Worker:
         seconds): one step of each, so no loop of the set waits for that."""
         from ..diffusion import denoise
         from ..loops import loops_from_images
-        from ..loops.fromimage import LIVE_ITERATIONS
+        from ..loops.fromimage import LIVE_ITERATIONS, POOL_CHUNK
 
         for model in {id(m): m for m in self.models.values() if m.compiled_unet is not None}.values():
             labels = [0] if model.is_class_conditional else None
@@ -174,9 +174,9 @@ class Worker:
             for start in np.arange(0, mel.x_res, beat).astype(int):
                 fade = np.linspace(255, 60, 6)[:mel.x_res - start]
                 image[:, start:start + len(fade)] = fade.astype(np.uint8)
-            # As many images as prep processes, so each one has imported and run it (a LoopError, for a
-            # codec too small for a bar, is returned, not raised).
-            loops_from_images([image] * max(1, self.config.prep_processes), mel, bpm=120.0,
+            # A chunk of images for every prep process, so each is started and has run it (a LoopError,
+            # for a codec too small for a bar, is returned, not raised).
+            loops_from_images([image] * max(1, self.config.prep_processes * POOL_CHUNK), mel, bpm=120.0,
                               out_rate=self.config.sample_rate, device=model.device, n_iter=LIVE_ITERATIONS,
                               pool=self.pool)
 
