@@ -9,7 +9,7 @@ techno also at 128 BPM, the main figure) at 48 kHz two ways, in the same run:
   Griffin-Lim on the loop's frames only, ``LIVE_ITERATIONS`` as the live
   worker runs it), split into its stages;
 - old: ``MelCodec.images_to_audio`` on whole images at the codec's n_iter,
-  then ``make_loop`` on each clip (librosa beat grid, Rubber Band stretch).
+  then ``make_loop`` on each clip (beat grid on librosa's onset strength, Rubber Band stretch).
 
 Times are per loop (batch time / batch), the best of ``--repeats`` runs after
 a warm-up (the machine is shared: the best run is the least disturbed one).
@@ -258,7 +258,7 @@ def main():
         f"hop {model.mel.hop_length}; CPU, fp32; batch {args.batch}; output {OUT_RATE} Hz",
         f"new: loops_from_images, {LIVE_ITERATIONS} Griffin-Lim iterations (stages: {new_stages}); "
         f"old: images_to_audio at the codec's {model.mel.n_iter} iterations on all {model.mel.x_res} frames, "
-        "then make_loop per clip (librosa beat grid, Rubber Band)",
+        "then make_loop per clip (beat grid on librosa's onset strength, Rubber Band)",
         f"Best of {args.repeats} run(s) per row after a warm-up; real-time factor = seconds of finished loop audio "
         "(bars x 4 x 60 / BPM per loop kept) per second of work, sampling included; "
         "'image->loop alone' leaves sampling out",
