@@ -233,10 +233,11 @@ def engine_lines(state: dict) -> list[Text]:
     controller = state.get("controller")
     return [
         _line("worker ", (_fmt(worker_state), WORKER_STYLES.get(worker_state, "yellow")), " on ",
-              (_fmt(worker.get("device")), "bold"), (f" x{_fmt(worker.get('threads'))}", "dim"),
-              (" compiled" if worker.get("compiled") else "", "dim"), "  ",
+              (_fmt(worker.get("device")), "bold"), (f" x{_fmt(worker.get('threads'))}", "dim"), "  ",
               _alarm("restarts", worker.get("restarts"))),
-        _line("speed ", _rtf(state), (f"  {_count(worker.get('in_flight'))} in flight", "dim")),
+        _line("speed ", _rtf(state), (f"  {_count(worker.get('in_flight'))} in flight", "dim"),
+              ("  compiled" if worker.get("compiled") else "", "dim"),
+              (f"  +{worker['prep_processes']} prep" if worker.get("prep_processes") else "", "dim")),
         _line(_alarm("underflows", state.get("underflows")), "  ", _alarm("late launches", state.get("late_launches")),
               (f" of {_count(state.get('launches'))}", "dim")),
         _line("controller ", (controller, "bold") if controller else ("none", "dim")),

@@ -43,7 +43,7 @@ def test_play_headless_writes_the_set_status_and_recording(tmp_path, presets_wit
         [sys.executable, "-m", "livegen.cli", "play", "--genre", "techno", "--genre", "broken", "--genre", str(SHIPPED),
          "--headless",
          "--output", str(out), "--duration", "12", "--auto-bars", "1", "--bpm", "120", "--status", str(status),
-         "--record", str(record), "--seed", "3"],
+         "--record", str(record), "--seed", "3", "--prep-processes", "1"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     # The broken genre is reported by name and file; the good one plays on.
@@ -70,6 +70,7 @@ def test_play_headless_writes_the_set_status_and_recording(tmp_path, presets_wit
     assert final["generated"]["techno"] >= 4 and final["generated"]["broken"] == 0
     assert final["generated"][str(SHIPPED)] >= 1  # a model dir named as a genre of its own
     assert final["worker"]["threads"] == default_worker_threads()  # every core but one (1 on two cores)
+    assert final["worker"]["prep_processes"] == 1 and final["worker"]["compiled"] is None
     assert "model_index.json" in final["genre_errors"]["broken"]
     assert final["playing"]["genre"] == "techno" and final["playing"]["bpm"] == 120.0
 

@@ -21,7 +21,8 @@ STATE = {
     "dropped": {"techno": 0, "house": 1},
     "genre_errors": {"broken": "…/model_index.json: not valid JSON"}, "launches": 6, "late_launches": 0,
     "underflows": 0,
-    "worker": {"state": "ready", "device": "cpu", "restarts": 0, "pid": 13723, "in_flight": 1},
+    "worker": {"state": "ready", "device": "cuda", "threads": 15, "compiled": "inductor", "prep_processes": 8,
+               "restarts": 0, "pid": 13723, "in_flight": 1},
     "realtime_factor": 2.832, "level": 0.41, "levels": [0.41, 0.41], "gain": 0.8, "filter": 0.0,
     "sync": {"source": "internal", "detail": ""}, "recording": "set.wav", "cue": False,
     "controller": "Akai APC mini", "errors": [],
@@ -54,13 +55,14 @@ def test_fits_and_shows_the_essentials(mel, width, height):
     assert "note=75" in text  # the newest event always shows
     assert "bar 20" in text and "○ ○ ● ○" in text  # bar 19 counted from 0, third beat
     if width >= 80:
-        for expected in ("house", "1/3", "seed 14", "variation", "cpu", "2.83×", "Akai APC mini", "-7.7 dB",
+        for expected in ("house", "1/3", "seed 14", "variation", "cuda x15", "2.83×", "Akai APC mini", "-7.7 dB",
                          "quantise 1 bar", "steps 8 · ddim (preset)", "internal clock", "restarts 0"):
             assert expected in text
     if width >= 120:
         assert "broken: …/model_index.json: not valid JSON" in text
     if width >= 200:
         assert "made 9 dropped 0" in text
+        assert "in flight  compiled  +8 prep" in text
 
 
 @pytest.mark.parametrize("width,height", SIZES)
