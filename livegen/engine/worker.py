@@ -18,6 +18,7 @@ import os
 import time
 import traceback
 from collections import OrderedDict
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -233,6 +234,8 @@ class Worker:
             started = time.perf_counter()
             try:
                 loops = self._loops(model, [image for _, image in members], bpm, max_bars)
+            except BrokenProcessPool:
+                raise  # a prep process died (out of memory, killed): end the worker, the engine restarts it
             except Exception as err:  # as above: fail these requests, keep the worker
                 for request, _ in members:
                     self.results.send(LoopFailed(request, f"{type(err).__name__}: {err}", dropped=False))

@@ -1,12 +1,12 @@
-"""The generator worker's prep processes end with it, however it ends."""
+"""The generator worker with prep processes: they end with it, and it ends when one of them dies."""
 
 import multiprocessing
 import os
 import signal
 from pathlib import Path
 
-from livegen.engine.loopbank import LoopBank
-from livegen.engine.worker import WorkerConfig, WorkerReady, worker_main
+from livegen.engine.loopbank import LoopBank, slot_frames_for
+from livegen.engine.worker import LoopRequest, WorkerConfig, WorkerReady, worker_main
 from livegen.presets import load_genre
 from tests.waiting import wait_for
 
@@ -30,26 +30,58 @@ def alive(pid: int) -> bool:
         return False
 
 
-def test_prep_processes_end_when_the_worker_is_killed():
-    bank = LoopBank(2, 48000)
-    context = multiprocessing.get_context("spawn")
-    down_recv, down_send = context.Pipe(duplex=False)
-    up_recv, up_send = context.Pipe(duplex=False)
-    config = WorkerConfig(genres={"techno": load_genre("techno")}, bank_name=bank.name, bank_slots=2,
-                          bank_frames=48000, sample_rate=48000, prep_processes=2)
-    worker = context.Process(target=worker_main, args=(config, down_recv, up_send))
-    worker.start()
-    try:
-        assert up_recv.poll(240), "the worker did not get ready"
-        while not isinstance(ready := up_recv.recv(), WorkerReady):
+class RunningWorker:
+    """The real worker in a spawned process, with its prep processes, as the engine starts it."""
+
+    def __init__(self, prep_processes: int):
+        self.bank = LoopBank(2, slot_frames_for(48000, 60.0))
+        context = multiprocessing.get_context("spawn")
+        down_recv, self.requests = context.Pipe(duplex=False)
+        self.results, up_send = context.Pipe(duplex=False)
+        config = WorkerConfig(genres={"techno": load_genre("techno")}, bank_name=self.bank.name,
+                              bank_slots=self.bank.slots, bank_frames=self.bank.slot_frames, sample_rate=48000,
+                              prep_processes=prep_processes)
+        self.process = context.Process(target=worker_main, args=(config, down_recv, up_send))
+        self.process.start()
+
+    def ready(self) -> WorkerReady:
+        assert self.results.poll(240), "the worker did not get ready"
+        while not isinstance(message := self.results.recv(), WorkerReady):
             pass
-        assert ready.prep_processes == 2
-        pool = [pid for pid in children_of(worker.pid) if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
+        return message
+
+    def pool(self) -> list[int]:
+        return [pid for pid in children_of(self.process.pid)
+                if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+        self.bank.close()
+
+
+def test_prep_processes_end_when_the_worker_is_killed():
+    worker = RunningWorker(prep_processes=2)
+    try:
+        assert worker.ready().prep_processes == 2
+        pool = worker.pool()
         assert len(pool) >= 2
-        os.kill(worker.pid, signal.SIGKILL)  # as the out-of-memory killer would
-        worker.join(10)
+        os.kill(worker.process.pid, signal.SIGKILL)  # as the out-of-memory killer would
+        worker.process.join(10)
         wait_for(lambda: not any(alive(pid) for pid in pool), 10, "the prep processes to end")
     finally:
-        if worker.is_alive():
-            worker.kill()
-        bank.close()
+        worker.close()
+
+
+def test_a_dead_prep_process_ends_the_worker_for_the_engine_to_restart():
+    # A broken pool would fail every loop from then on; an ended worker is restarted by the engine.
+    worker = RunningWorker(prep_processes=1)
+    try:
+        worker.ready()
+        os.kill(worker.pool()[0], signal.SIGKILL)
+        worker.requests.send(LoopRequest(1, 0, "techno", seed=1, steps=1, sampler="ddim", bpm=120.0))
+        worker.process.join(60)
+        assert worker.process.exitcode not in (None, 0), "the worker went on with a broken pool"
+    finally:
+        worker.close()
