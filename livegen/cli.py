@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from .engine.transport import QUANTISE_BARS
+from .loops.prep import BAR_LENGTHS
 from .presets import SAMPLERS
 
 
@@ -39,7 +40,7 @@ def _build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--batch", type=_positive_int, default=8, help="loops sampled at once")
     gen.add_argument("--genre", help="class label (name or index) for class-conditional models")
     gen.add_argument("--bpm", type=float, help="stretch every loop to this tempo")
-    gen.add_argument("--bars", type=int, choices=[1, 2, 4], default=4,
+    gen.add_argument("--bars", type=int, choices=sorted(BAR_LENGTHS), default=4,
                      help="longest loop in bars (default 4); a slice too short for it gives fewer")
     gen.add_argument("--raw", action="store_true", help="write the whole slice, not cut to bars")
     gen.add_argument("--sample-rate", type=int, help="output sample rate (default: the model's)")
@@ -62,7 +63,7 @@ def _build_parser() -> argparse.ArgumentParser:
     play.add_argument("--steps", type=_positive_int, help="sampling steps (default: each preset's)")
     play.add_argument("--sampler", choices=list(SAMPLERS), help="default: each preset's")
     play.add_argument("--auto-bars", type=_positive_int, metavar="N", help="launch a new loop every N bars by itself")
-    play.add_argument("--bars", type=int, choices=[1, 2, 4], default=4,
+    play.add_argument("--bars", type=int, choices=sorted(BAR_LENGTHS), default=4,
                       help="longest loop in bars (default 4; a slice too short for it gives fewer)")
     play.add_argument("--quantise", choices=list(QUANTISE_BARS), default="1",
                       help="launch on the next: beat, 1, 2 or 4 bars, or off (default 1 bar)")

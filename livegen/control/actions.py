@@ -97,11 +97,7 @@ class Controls:
         self.engine.set_quantise(self._choose(list(QUANTISE_BARS), self.engine.quantise, value, amount))
 
     def _do_bars(self, value, amount):
-        choices = sorted(BAR_LENGTHS)
-        bars = self._choose(choices, self.engine.max_bars, value, amount, parse=int)
-        if bars not in choices:
-            raise ActionError(f"loop length must be 1, 2 or 4 bars, not {value!r}")
-        self.engine.set_bars(bars)
+        self.engine.set_bars(self._choose(sorted(BAR_LENGTHS), self.engine.max_bars, value, amount, parse=int))
 
     def _do_nudge(self, value, amount):
         """Push the set ahead (value in ms, default 10) or, negative, hold it back."""

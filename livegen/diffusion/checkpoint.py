@@ -153,8 +153,8 @@ class LoopModel:
         NNPACK's layers run as ordinary convolutions under it. ``mode``: that of
         torch.compile ("reduce-overhead" adds CUDA graphs); ``backend`` its backend
         (the tests trace with "eager": inductor's first build takes a minute on
-        two cores). Call ``to`` first:
-        moving the model afterwards drops the compiled UNet.
+        two cores). Call ``to`` first: moving the model afterwards drops the
+        compiled UNet.
         """
         if batch < 1:
             raise ValueError(f"compile: batch must be at least 1, got {batch}")

@@ -27,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..loops.prep import BAR_LENGTHS
+from ..loops.prep import bar_choices
 from ..presets import PRESETS_DIR, SAMPLERS, PresetError, load_genre
 from .audio import RemoteMixer
 from .loopbank import LoopBank, slot_frames_for
@@ -41,6 +41,14 @@ NUDGE_FADE_SECONDS = 0.005  # a nudge crossfades the loop into itself shifted: s
 
 class EngineError(RuntimeError):
     pass
+
+
+def _checked_bars(bars: int) -> int:
+    try:
+        bar_choices(bars)
+    except ValueError as err:
+        raise EngineError(str(err)) from None
+    return bars
 
 
 def default_worker_threads() -> int:
@@ -137,9 +145,7 @@ class Engine:
         self.steps, self.sampler = settings.steps, settings.sampler
         self.quantise = settings.quantise
         self.auto_bars = settings.auto_bars
-        if settings.bars not in BAR_LENGTHS:
-            raise EngineError(f"loop length must be 1, 2 or 4 bars, got {settings.bars!r}")
-        self.max_bars = settings.bars
+        self.max_bars = _checked_bars(settings.bars)
         self.transport = Transport(settings.sample_rate, settings.bpm)
         self.target_bpm = settings.bpm  # the tempo loops are made for; the grid follows at a bar line
         self._fade = equal_power_fade(int(settings.crossfade_ms * settings.sample_rate / 1000))
@@ -167,10 +173,7 @@ class Engine:
         self.worker_restarts = 0
         self._audio_lost = False
         self.worker_state = "starting"
-        self.worker_device = "?"
-        self.worker_threads = 0  # as the worker reports them
-        self.worker_compiled: str | None = None
-        self.worker_prep_processes = 0
+        self.worker_report = WorkerReady("?", threads=0)  # what the worker says of itself once ready
         self.errors: deque[str] = deque(maxlen=20)
         self.events: deque[dict] = deque(maxlen=200)  # launches and other notable moments, newest last
         self._work_seconds = 0.0
@@ -284,6 +287,10 @@ class Engine:
         self._process = None
 
     @property
+    def worker_device(self) -> str:
+        return self.worker_report.device
+
+    @property
     def worker_pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
@@ -350,7 +357,8 @@ class Engine:
     def set_bars(self, bars: int) -> None:
         """The longest loop to cut (1, 2 or 4 bars): the ready loops are cut again to it from their
         spectrograms (no new sampling); the playing loop plays on."""
-        self._do(lambda: self._set_bars(int(bars)))
+        bars = _checked_bars(int(bars))
+        self._do(lambda: self._set_bars(bars))
 
     def set_quantise(self, quantise: str) -> None:
         if quantise not in QUANTISE_BARS:
@@ -479,10 +487,7 @@ class Engine:
                 self._note(f"genre {message.genre}: {message.message}", kind="genre_error")
             elif isinstance(message, WorkerReady):
                 self.worker_state = "ready"
-                self.worker_device = message.device
-                self.worker_threads = message.threads
-                self.worker_compiled = message.compiled
-                self.worker_prep_processes = message.prep_processes
+                self.worker_report = message
 
     def _arrived(self, ready: LoopReady) -> None:
         request = ready.request
@@ -791,9 +796,6 @@ class Engine:
         self._next_auto_beat = None
 
     def _set_bars(self, bars: int) -> None:
-        if bars not in BAR_LENGTHS:
-            self._note(f"loop length must be 1, 2 or 4 bars, not {bars}", kind="error")
-            return
         self.max_bars = bars
         for state in self.genres.values():
             for info in [i for i in state.ready if i.request.max_bars != bars]:
@@ -844,9 +846,9 @@ class Engine:
             "genre_errors": {name: state.error for name, state in self.genres.items() if state.error},
             "launches": self.mixer.launch_count, "late_launches": self.mixer.late_launches,
             "underflows": self.mixer.underflows,
-            "worker": {"state": self.worker_state, "device": self.worker_device, "threads": self.worker_threads,
-                       "compiled": self.worker_compiled, "prep_processes": self.worker_prep_processes,
-                       "restarts": self.worker_restarts,
+            "worker": {"state": self.worker_state, "device": self.worker_device,
+                       "threads": self.worker_report.threads, "compiled": self.worker_report.compiled,
+                       "prep_processes": self.worker_report.prep_processes, "restarts": self.worker_restarts,
                        "pid": self.worker_pid, "in_flight": len(self._in_flight)},
             "output": {"name": self.mixer.output_name, "latency_ms": round(self.mixer.output_latency * 1000, 2),
                        "running": not self._audio_lost},

@@ -138,11 +138,11 @@ class Worker:
             except (PresetError, OSError, ValueError, RuntimeError) as err:
                 results.send(GenreError(name, str(err)))
         if config.compile:
-            for model in {id(m): m for m in self.models.values()}.values():
+            for model in self._distinct_models():
                 model.compile(config.batch_size, backend=config.compile)
         # On a GPU the loop prep's CPU stages bound the worker (bench/results/worker-gpu.md: the GPU was 4%
-        # busy); beat tracking holds the GIL, so they run in processes of their own. Spawned after
-        # lower_priority: they inherit it.
+        # busy); they are mostly Python and numpy under the interpreter lock, so they run in processes of
+        # their own. Spawned after lower_priority: they inherit it.
         self.pool = None
         if config.prep_processes:
             import multiprocessing
@@ -155,6 +155,10 @@ class Worker:
         results.send(WorkerReady(str(device), sorted(self.models), torch.get_num_threads(), config.compile,
                                  config.prep_processes))
 
+    def _distinct_models(self) -> list:
+        """Each loaded model once (genres naming one dir share it)."""
+        return list({id(model): model for model in self.models.values()}.values())
+
     def _warm_up(self) -> None:
         """Run the image path once per codec config before the set needs it (each has its own Griffin-Lim
         and FFT plans), in every prep process. A compiled UNet compiles on its first pass (tens of
@@ -163,7 +167,9 @@ class Worker:
         from ..loops import loops_from_images
         from ..loops.fromimage import LIVE_ITERATIONS, POOL_CHUNK
 
-        for model in {id(m): m for m in self.models.values() if m.compiled_unet is not None}.values():
+        for model in self._distinct_models():
+            if model.compiled_unet is None:
+                continue
             labels = [0] if model.is_class_conditional else None
             denoise(model, [0], steps=1, sampler="ddim", class_labels=labels)
 
