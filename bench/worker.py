@@ -51,6 +51,7 @@ class Row:
     batch: int
     compile: str | None
     prep: int = 0  # prep processes
+    canvas: str = "fit"
     start_s: float = 0.0
     loops: int = 0
     dropped: int = 0
@@ -61,16 +62,16 @@ class Row:
 
     def cells(self) -> list:
         if not self.seconds:
-            return [self.model, self.steps, self.batch, self.compile or "-", self.prep, f"{self.start_s:.1f}",
-                    "-", "-", "-", "-", "-", self.note]
+            return [self.model, self.steps, self.batch, self.compile or "-", self.prep, self.canvas,
+                    f"{self.start_s:.1f}", "-", "-", "-", "-", "-", self.note]
         made = self.loops + self.dropped
-        return [self.model, self.steps, self.batch, self.compile or "-", self.prep, f"{self.start_s:.1f}",
+        return [self.model, self.steps, self.batch, self.compile or "-", self.prep, self.canvas, f"{self.start_s:.1f}",
                 f"{made / self.seconds:.1f}", f"{self.loops / self.seconds:.1f}", f"{self.dropped}/{made}",
                 f"{self.audio_s / self.seconds:.1f}x",
                 "-" if self.gpu_busy is None else f"{self.gpu_busy:.0f}%", self.note]
 
 
-HEADERS = ["model", "steps", "batch", "compile", "prep processes", "worker start s", "slices/s", "loops/s", "dropped",
+HEADERS = ["model", "steps", "batch", "compile", "prep processes", "canvas", "worker start s", "slices/s", "loops/s", "dropped",
            "real-time factor", "GPU busy", "notes"]
 
 
@@ -135,7 +136,7 @@ def run_row(row: Row, args, folder: Path) -> Row:
     config = WorkerConfig(genres=presets, bank_name=bank.name, bank_slots=bank.slots, bank_frames=bank.slot_frames,
                           sample_rate=SAMPLE_RATE, device=args.device, precision=args.precision,
                           threads=args.threads, batch_size=row.batch, compile=row.compile,
-                          prep_processes=row.prep)
+                          prep_processes=row.prep, canvas=row.canvas, bpm=args.bpm)
     process = context.Process(target=worker_main, args=(config, down_recv, up_send), daemon=not row.prep)
     started = time.monotonic()
     process.start()
@@ -224,15 +225,17 @@ def main() -> int:
     parser.add_argument("--compile-too", action="store_true", help="each row again with --compile (inductor)")
     parser.add_argument("--prep-processes", type=int, nargs="+", default=[0],
                         help="the worker's loop-prep processes, a row for each (default 0: in the worker)")
+    parser.add_argument("--canvas", nargs="+", choices=["fit", "native"], default=["fit"],
+                        help="the worker's canvas, a row for each (default fit, as the engine runs it)")
     parser.add_argument("--bpm", type=float, default=128.0)
     parser.add_argument("--seconds", type=float, default=20.0, help="counted per row, after the warm-up batch")
     parser.add_argument("--start-timeout", type=float, default=240.0)
     parser.add_argument("--output", default="worker.md", help="file name under bench/results, or a path")
     args = parser.parse_args()
 
-    rows = [Row(model, args.steps or 0, batch, backend, prep)
+    rows = [Row(model, args.steps or 0, batch, backend, prep, canvas)
             for model in args.models for backend in ([None, "inductor"] if args.compile_too else [None])
-            for prep in args.prep_processes for batch in args.batches]
+            for prep in args.prep_processes for canvas in args.canvas for batch in args.batches]
     with tempfile.TemporaryDirectory() as folder:
         for index, row in enumerate(rows):
             run_row(row, args, Path(folder))

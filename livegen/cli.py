@@ -8,8 +8,11 @@ import time
 from pathlib import Path
 
 from .engine.transport import QUANTISE_BARS
-from .loops.prep import BAR_LENGTHS
+from .loops.prep import BAR_LENGTHS, CANVASES
 from .presets import SAMPLERS
+
+CANVAS_HELP = ("fit (default): draw each slice wide enough for the loop length at the tempo, so 4-bar loops "
+               "come out below ~160 BPM; native: the model's own width (5.94 s for the shipped models)")
 
 
 def _positive_int(text: str) -> int:
@@ -42,6 +45,7 @@ def _build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--bpm", type=float, help="stretch every loop to this tempo")
     gen.add_argument("--bars", type=int, choices=sorted(BAR_LENGTHS), default=4,
                      help="longest loop in bars (default 4); a slice too short for it gives fewer")
+    gen.add_argument("--canvas", choices=CANVASES, default="fit", help=CANVAS_HELP)
     gen.add_argument("--raw", action="store_true", help="write the whole slice, not cut to bars")
     gen.add_argument("--sample-rate", type=int, help="output sample rate (default: the model's)")
     gen.add_argument("--format", choices=["wav", "flac"], default="wav")
@@ -65,6 +69,7 @@ def _build_parser() -> argparse.ArgumentParser:
     play.add_argument("--auto-bars", type=_positive_int, metavar="N", help="launch a new loop every N bars by itself")
     play.add_argument("--bars", type=int, choices=sorted(BAR_LENGTHS), default=4,
                       help="longest loop in bars (default 4; a slice too short for it gives fewer)")
+    play.add_argument("--canvas", choices=CANVASES, default="fit", help=CANVAS_HELP)
     play.add_argument("--quantise", choices=list(QUANTISE_BARS), default="1",
                       help="launch on the next: beat, 1, 2 or 4 bars, or off (default 1 bar)")
     play.add_argument("--crossfade", type=float, default=20.0, metavar="MS", help="crossfade length (default 20 ms)")
@@ -144,6 +149,7 @@ def _generate(args) -> int:
         steps=args.steps or preset.steps, sampler=args.sampler or preset.sampler,
         eta=args.eta, batch_size=args.batch, genre=args.genre or preset.label,
         bpm=args.bpm, tempo_hint=preset.tempo_hint, raw=args.raw, sample_rate=args.sample_rate, bars=args.bars,
+        canvas=args.canvas,
     )
     seeds = [args.seed + i for i in range(args.count)]
     console.print(f"[bold]{model.name}[/] on {model.device} ({str(model.dtype).removeprefix('torch.')}), "
@@ -236,7 +242,7 @@ def _play(args) -> int:
         quantise=args.quantise, crossfade_ms=args.crossfade, auto_bars=args.auto_bars, bars=args.bars,
         sample_rate=args.sample_rate, channels=args.channels, gain=args.gain, device=args.device,
         precision=args.precision, worker_threads=args.worker_threads, compile=args.compile,
-        prep_processes=args.prep_processes, seed=args.seed, status_path=args.status,
+        prep_processes=args.prep_processes, canvas=args.canvas, seed=args.seed, status_path=args.status,
         blocksize=args.blocksize, max_block=max(4096, args.blocksize), sync_delay_ms=args.sync_delay)
     if args.headless:
         output = AudioFile(Path(args.output), blocksize=args.blocksize)

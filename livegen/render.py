@@ -14,8 +14,17 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from .audio import MelCodec
-from .diffusion import LoopModel, decode_images, generate
-from .loops import Loop, LoopError, bar_choices, loops_from_images, raw_loop
+from .diffusion import LoopModel, canvas_width, decode_images, generate
+from .loops import Loop, LoopError, bar_choices, loops_from_images, raw_loop, slice_seconds
+from .loops.prep import CANVASES
+
+
+def loop_canvas(model: LoopModel, canvas: str, bars: int, bpm: float | None, tempo_hint: float | None) -> int:
+    """Model-space width to draw a loop of up to ``bars`` bars at: the model's own ("native"), or wide
+    enough for them at the tempo ("fit": ``canvas_width`` of ``slice_seconds``)."""
+    if canvas not in CANVASES:
+        raise ValueError(f"canvas must be one of {', '.join(CANVASES)}, not {canvas!r}")
+    return canvas_width(model, slice_seconds(bars, bpm, tempo_hint) if canvas == "fit" else None)
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,7 @@ class RenderSettings:
     raw: bool = False  # keep the whole slice, uncut
     bars: int = 4  # the longest loop, in bars (1, 2 or 4); a slice too short for it gives fewer
     sample_rate: int | None = None  # output rate; None keeps the model's
+    canvas: str = "fit"  # "fit": draw slices wide enough for the bars at the tempo (canvas_width); "native"
 
 
 @dataclass(frozen=True)
@@ -45,11 +55,13 @@ def render(model: LoopModel, seeds: Sequence[int], settings: RenderSettings,
     """Yield one ``Rendered`` per seed, in order, a batch at a time."""
     codec = MelCodec(model.mel)
     label = model.class_label(settings.genre)
+    width = loop_canvas(model, "native" if settings.raw else settings.canvas, settings.bars, settings.bpm,
+                        settings.tempo_hint)
     seeds = list(seeds)
     for i in range(0, len(seeds), settings.batch_size):
         batch = seeds[i:i + settings.batch_size]
         x = generate(model, batch, steps=settings.steps, sampler=settings.sampler, eta=settings.eta,
-                     batch_size=settings.batch_size, on_step=on_step,
+                     batch_size=settings.batch_size, on_step=on_step, width=width,
                      class_labels=None if label is None else [label] * len(batch))
         images = decode_images(model, x)
         if settings.raw:

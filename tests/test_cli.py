@@ -54,6 +54,18 @@ def test_genre_preset_by_name(genre_model_dir, tmp_path):
     assert "techno, house, breaks" in info.stdout and "118-126 BPM" in info.stdout
 
 
+def test_generate_draws_a_slice_wide_enough_for_four_bars(tmp_path):
+    # The shipped techno model's own slice (5.94 s) holds 2 bars at 128 BPM; the fitted canvas, 4.
+    for canvas, bars in (("fit", 4), ("native", 2)):
+        result = run("generate", "--model", "techno", "--bpm", 128, "--count", 2, "--seed", 3, "--canvas", canvas,
+                     "--out", tmp_path / canvas)
+        assert result.returncode == 0, result.stderr
+        files = sorted((tmp_path / canvas).glob("*.wav"))
+        assert [f.name.rsplit("_", 1)[1] for f in files] == [f"128.0bpm-{bars}bars.wav"] * 2, canvas
+        for path in files:
+            assert len(soundfile.read(path)[0]) == round(bars * 4 * 60 / 128 * 22050)
+
+
 def test_bad_model_gives_a_clear_error(tmp_path):
     result = run("generate", "--model", "no-such-genre", "--out", tmp_path)
     assert result.returncode == 2 and "no model dir or genre preset 'no-such-genre'" in result.stderr

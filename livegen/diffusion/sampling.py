@@ -64,10 +64,41 @@ def seed_generators(seeds: Sequence[int]) -> list[torch.Generator]:
     return [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
 
 
-def initial_noise(model: LoopModel, generators: list[torch.Generator]) -> torch.Tensor:
-    """One standard-normal draw per generator, shape (B, C, H, W), on the model's device."""
-    shape = model.sample_shape
-    return torch.cat([torch.randn((1, *shape), generator=g) for g in generators]).to(model.device)
+def initial_noise(model: LoopModel, generators: list[torch.Generator], width: int | None = None) -> torch.Tensor:
+    """One standard-normal draw per generator, shape (B, C, H, W), on the model's device.
+
+    ``width``: model-space columns (W); default the model's own (see ``canvas_width``)."""
+    channels, height, native = model.sample_shape
+    shape = (1, channels, height, width or native)
+    return torch.cat([torch.randn(shape, generator=g) for g in generators]).to(model.device)
+
+
+# The widest canvas drawn, in multiples of the model's own width. The UNet is convolutional (its one
+# attention level works at any width), so it draws longer slices than it was trained on; up to twice
+# its width is what has been measured (bench/canvas.py).
+MAX_CANVAS = 2
+
+
+def width_multiple(model: LoopModel) -> int:
+    """Model-space widths the UNet takes: multiples of this (each down block but the last halves them)."""
+    return 2 ** (len(model.unet.config.down_block_types) - 1)
+
+
+def canvas_width(model: LoopModel, seconds: float | None) -> int:
+    """Model-space columns to draw for a slice of at least ``seconds`` of audio.
+
+    The model's own width when that holds them (or ``seconds`` is None), else the narrowest
+    width the UNet takes that does, up to ``MAX_CANVAS`` times its own. A slice of W columns
+    decodes to W x (frames per column) mel frames, ``(frames - 1) x hop`` samples of audio.
+    """
+    native = model.sample_shape[2]
+    if seconds is None:
+        return native
+    frames_per_column = model.mel.x_res / native  # 1 for pixel models; the autoencoder's factor for latent ones
+    frames = math.ceil(seconds * model.mel.sample_rate / model.mel.hop_length) + 1
+    step = width_multiple(model)
+    columns = math.ceil(frames / frames_per_column / step) * step
+    return int(min(max(columns, native), MAX_CANVAS * native))
 
 
 def slerp(x0: torch.Tensor, x1: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -117,9 +148,11 @@ def columns_per_second(model: LoopModel) -> float:
     return model.sample_shape[2] * model.mel.sample_rate / model.mel.x_res / model.mel.hop_length
 
 
-def keep_columns(model: LoopModel, start_seconds: float = 0.0, end_seconds: float = 0.0) -> torch.Tensor:
-    """Bool mask over model-space columns: True where the input is kept (in/outpainting)."""
-    width = model.sample_shape[2]
+def keep_columns(model: LoopModel, start_seconds: float = 0.0, end_seconds: float = 0.0,
+                 width: int | None = None) -> torch.Tensor:
+    """Bool mask over ``width`` model-space columns (default the model's): True where the input is kept
+    (in/outpainting)."""
+    width = width or model.sample_shape[2]
     per_second = columns_per_second(model)
     mask = torch.zeros(width, dtype=torch.bool)
     start, end = int(start_seconds * per_second), int(end_seconds * per_second)
@@ -137,7 +170,7 @@ def continuation_input(model: LoopModel, x: torch.Tensor, overlap_seconds: float
 
     Returns the input to keep and its column mask, for ``denoise(..., keep=...)``.
     """
-    mask = keep_columns(model, start_seconds=overlap_seconds)
+    mask = keep_columns(model, start_seconds=overlap_seconds, width=x.shape[-1])
     overlap = int(mask.sum())
     shifted = torch.zeros_like(x)
     if overlap:
@@ -189,7 +222,7 @@ def _compiled_unet(model: LoopModel, x: torch.Tensor, timestep: torch.Tensor,
 def denoise(model: LoopModel, seeds: Sequence[int], *, steps: int = 50, sampler: str = "ddim",
             eta: float = 0.0, class_labels: Sequence[int] | None = None, noise: torch.Tensor | None = None,
             start: torch.Tensor | None = None, strength: float = 1.0, keep: Keep | None = None,
-            on_step: Callable[[int], None] | None = None) -> torch.Tensor:
+            width: int | None = None, on_step: Callable[[int], None] | None = None) -> torch.Tensor:
     """Run one batch of the reverse process; returns model-space samples (B, C, H, W).
 
     seeds        one per sample: its starting noise and its step noise.
@@ -197,11 +230,14 @@ def denoise(model: LoopModel, seeds: Sequence[int], *, steps: int = 50, sampler:
     start        model-space input for variations: noised to ``strength`` and denoised from there
                  (strength 1 ignores it, 0 returns it unchanged).
     keep         known columns held to the input throughout (in/outpainting, continuation).
+    width        model-space columns (W) of new samples (``canvas_width``); with noise, start or keep
+                 given, theirs.
     """
     if not 0.0 <= strength <= 1.0:
         raise SamplingError(f"strength must be in 0..1, got {strength}")
+    given = next((t for t in (noise, start, None if keep is None else keep.x0) if t is not None), None)
     generators = seed_generators(seeds)
-    drawn = initial_noise(model, generators)
+    drawn = initial_noise(model, generators, width if given is None else given.shape[-1])
     noise = drawn if noise is None else noise.to(model.device, torch.float32)
     if noise.shape[0] != len(seeds):
         raise SamplingError(f"{noise.shape[0]} noise samples for {len(seeds)} seeds")

@@ -27,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..loops.prep import bar_choices
+from ..loops.prep import CANVASES, bar_choices
 from ..presets import PRESETS_DIR, SAMPLERS, PresetError, load_genre
 from .audio import RemoteMixer
 from .loopbank import LoopBank, slot_frames_for
@@ -80,6 +80,7 @@ class EngineSettings:
     batch_size: int = 4
     compile: str | None = None  # torch.compile backend for the worker's UNets ("inductor": pays on a GPU)
     prep_processes: int = 0  # processes for the worker's loop prep (pays on a GPU, where it bounds the worker)
+    canvas: str = "fit"  # slices drawn wide enough for the loop length at the tempo ("fit"), or "native"
     seed: int | None = None  # first seed; None picks one at random
     min_bpm: float = 60.0
     sync_delay_ms: float = 0.0  # the clock's gear is heard this much after its clock: our beats follow
@@ -99,6 +100,7 @@ class LoopInfo:
     frames: int
     mode: str  # how it was made: a re-stretched copy keeps its original's mode
     source_id: int | None = None
+    width: int | None = None  # model-space columns its slice was drawn at (a remake draws it the same)
 
     # Where it is and its recipe are the request's.
     loop_id = property(lambda self: self.request.loop_id)
@@ -110,7 +112,8 @@ class LoopInfo:
 
     def describe(self) -> dict:
         return {"id": self.loop_id, "genre": self.genre, "seed": self.seed, "mode": self.mode,
-                "bpm": round(self.bpm, 3), "bars": self.bars, "steps": self.steps, "sampler": self.sampler}
+                "bpm": round(self.bpm, 3), "bars": self.bars, "steps": self.steps, "sampler": self.sampler,
+                "width": self.width}
 
 
 @dataclass
@@ -133,6 +136,8 @@ class Engine:
             raise EngineError("no genre to play: name at least one")
         if settings.quantise not in QUANTISE_BARS:
             raise EngineError(f"quantise must be one of {', '.join(QUANTISE_BARS)}, got {settings.quantise!r}")
+        if settings.canvas not in CANVASES:
+            raise EngineError(f"canvas must be one of {', '.join(CANVASES)}, got {settings.canvas!r}")
         self.settings = settings
         self.genres: dict[str, GenreState] = {}
         for name in settings.genres:
@@ -257,7 +262,8 @@ class Engine:
                               bank_frames=self.bank.slot_frames, sample_rate=self.settings.sample_rate,
                               device=self.settings.device, precision=self.settings.precision,
                               threads=threads, batch_size=self.settings.batch_size, compile=self.settings.compile,
-                              prep_processes=self.settings.prep_processes)
+                              prep_processes=self.settings.prep_processes, canvas=self.settings.canvas,
+                              bpm=self.target_bpm, max_bars=self.max_bars)
         self._process = context.Process(target=worker_main, args=(config, down_recv, up_send),
                                         # A daemon cannot start the prep processes; without them it
                                         # ends with the engine even if the engine fails to stop it.
@@ -494,7 +500,7 @@ class Engine:
         self._in_flight.pop(request.loop_id, None)
         origin = self._restretched.pop(request.loop_id, None)  # a re-stretch stays what it was
         info = LoopInfo(request, ready.bpm, ready.bars, ready.frames, mode=origin.mode if origin else request.mode,
-                        source_id=origin.source_id if origin else request.source_id)
+                        source_id=origin.source_id if origin else request.source_id, width=ready.width)
         self.loops[info.loop_id] = info
         state = self.genres[request.genre]
         if request.mode != "recut":
@@ -559,7 +565,7 @@ class Engine:
                               target_seed=target_seed, max_bars=max_bars or self.max_bars)
         if source is not None and mode == "recut":  # same loop, same recipe: only tempo or length moves
             request = replace(request, seed=source.seed, steps=source.steps, sampler=source.sampler,
-                              source_mode=source.mode)
+                              source_mode=source.mode, width=source.width)
             self._restretched[request.loop_id] = source
         self._in_flight[request.loop_id] = request
         self._send(request)

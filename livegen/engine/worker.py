@@ -42,6 +42,7 @@ class LoopRequest:
     target_seed: int | None = None  # morph target
     source_mode: str | None = None  # recut: how the source was made ("new" can be made again from its seed)
     max_bars: int = 4  # the longest loop to cut (1, 2 or 4 bars); a slice too short for it gives fewer
+    width: int | None = None  # model-space columns to draw at (a recut's remake: its source's); None: the canvas's
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class LoopReady:
     bpm: float
     bars: int
     work_seconds: float  # worker time this loop took (its share of a batch)
+    width: int  # model-space columns its slice was drawn at
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,9 @@ class WorkerConfig:
     cache_size: int = 64
     compile: str | None = None  # torch.compile backend for the UNets ("inductor"), traced at batch_size; None: eager
     prep_processes: int = 0  # processes for the loop prep's CPU stages (beat grid, resample, seam); 0: in the worker
+    canvas: str = "fit"  # "fit": slices drawn wide enough for the loop length at the tempo; "native" (render.loop_canvas)
+    bpm: float = 120.0  # the set's tempo and loop length at the start: a compiled UNet is warmed at the
+    max_bars: int = 4  # width they draw at (another width compiles on its first loop)
 
 
 class _Sources:
@@ -162,16 +167,16 @@ class Worker:
     def _warm_up(self) -> None:
         """Run the image path once per codec config before the set needs it (each has its own Griffin-Lim
         and FFT plans), in every prep process. A compiled UNet compiles on its first pass (tens of
-        seconds): one step of each, so no loop of the set waits for that."""
+        seconds): one step of each at the width the set starts with, so its first loops do not wait."""
         from ..diffusion import denoise
         from ..loops import loops_from_images
         from ..loops.fromimage import LIVE_ITERATIONS, POOL_CHUNK
 
-        for model in self._distinct_models():
-            if model.compiled_unet is None:
-                continue
+        warm = {(id(model), self._canvas(name, self.config.bpm, self.config.max_bars)): model
+                for name, model in self.models.items() if model.compiled_unet is not None}
+        for (_, width), model in warm.items():
             labels = [0] if model.is_class_conditional else None
-            denoise(model, [0], steps=1, sampler="ddim", class_labels=labels)
+            denoise(model, [0], steps=1, sampler="ddim", class_labels=labels, width=width)
 
         configs = {model.mel: model for model in self.models.values()}
         for mel, model in configs.items():
@@ -209,12 +214,28 @@ class Worker:
         news: dict[tuple, list[LoopRequest]] = {}
         for request in sorted(batch, key=lambda r: r.mode != "recut"):
             if request.mode == "new":
-                news.setdefault((request.genre, request.steps, request.sampler), []).append(request)
+                key = (request.genre, request.steps, request.sampler, self._width(request))
+                news.setdefault(key, []).append(request)
             else:
                 yield [request]
         for group in news.values():
             for i in range(0, len(group), self.config.batch_size):
                 yield group[i:i + self.config.batch_size]
+
+    def _width(self, request: LoopRequest) -> int | None:
+        """Model-space width a new loop (or the remake of one) is drawn at; None for a genre with no model."""
+        if request.width is not None and request.genre in self.models:
+            return request.width
+        return self._canvas(request.genre, request.bpm, request.max_bars)
+
+    def _canvas(self, genre: str, bpm: float, max_bars: int) -> int | None:
+        """The width the worker's canvas draws a genre's loops of up to ``max_bars`` bars at ``bpm`` at."""
+        from ..render import loop_canvas
+
+        model = self.models.get(genre)
+        if model is None:
+            return None
+        return loop_canvas(model, self.config.canvas, max_bars, bpm, self.config.genres[genre].tempo_hint)
 
     def _run(self, group: list[LoopRequest]) -> None:
         head = group[0]
@@ -234,6 +255,7 @@ class Worker:
         sampled = time.perf_counter() - started
         for request, (latent, noise, image) in zip(group, made):
             self.sources.put(request.loop_id, latent, noise, image)
+        width = made[0][0].shape[-1]
         # Requests of one group may carry different tempos or lengths (changed while they waited).
         for bpm, max_bars in dict.fromkeys((r.bpm, r.max_bars) for r in group):
             members = [(r, image) for r, (_, _, image) in zip(group, made) if (r.bpm, r.max_bars) == (bpm, max_bars)]
@@ -249,7 +271,7 @@ class Worker:
                 continue
             share = sampled / len(group) + (time.perf_counter() - started) / len(members)
             for (request, _), loop in zip(members, loops):
-                self._finish(request, loop, share)
+                self._finish(request, loop, share, width)
 
     def _loops(self, model, images: list, bpm: float, max_bars: int) -> list:
         """Spectrogram images -> a Loop or a LoopError each, at ``bpm``, up to ``max_bars``, the engine's rate."""
@@ -259,7 +281,7 @@ class Worker:
         return loops_from_images(images, model.mel, bpm=bpm, out_rate=self.config.sample_rate, device=model.device,
                                  n_iter=LIVE_ITERATIONS, bar_choices=bar_choices(max_bars), pool=self.pool)
 
-    def _finish(self, request: LoopRequest, loop, work: float) -> None:
+    def _finish(self, request: LoopRequest, loop, work: float, width: int) -> None:
         from ..loops import LoopError
 
         try:
@@ -269,7 +291,7 @@ class Worker:
         except (LoopError, ValueError) as err:
             self.results.send(LoopFailed(request, str(err), dropped=True))
             return
-        self.results.send(LoopReady(request, len(loop.audio), loop.bpm, loop.bars, work))
+        self.results.send(LoopReady(request, len(loop.audio), loop.bpm, loop.bars, work, width))
 
     def _sample(self, model, group: list[LoopRequest]):
         """Sampling for a group: one (latent, starting noise or None, uint8 image) per request."""
@@ -289,7 +311,9 @@ class Worker:
 
         if head.mode == "recut" and not remake:  # same image, new tempo or length: only the image path runs again
             return [source]
-        noise = initial_noise(model, seed_generators(seeds))
+        # A new loop's width comes from its length and tempo; what works from a source keeps the source's.
+        width = source[0].shape[-1] if source is not None and not remake else self._width(head)
+        noise = initial_noise(model, seed_generators(seeds), width)
         options = dict(steps=head.steps, sampler=head.sampler, class_labels=labels)
         # A variation or continuation enters the schedule part way down, so it needs a few steps
         # to follow its source (at 1 step it could only copy it or ignore it).
@@ -299,12 +323,12 @@ class Worker:
         elif head.mode == "variation":
             x = denoise(model, seeds, noise=noise, start=source[0][None], strength=head.strength, **guided)
         elif head.mode == "continuation":
-            shifted, columns = continuation_input(model, source[0][None].to(model.device), model_overlap(model))
+            shifted, columns = continuation_input(model, source[0][None].to(model.device), model_overlap(model, width))
             x = denoise(model, seeds, noise=noise, keep=Keep(shifted, columns), **guided)
         elif head.mode == "morph":
             start_noise = source[1][None] if source[1] is not None else invert(
                 model, source[0][None], steps=guided["steps"], class_labels=labels)
-            target = initial_noise(model, seed_generators([head.target_seed]))
+            target = initial_noise(model, seed_generators([head.target_seed]), width)
             noise = slerp(start_noise.to(model.device), target, head.strength)
             x = denoise(model, seeds, noise=noise, steps=head.steps, sampler="ddim", class_labels=labels)
         else:
@@ -316,9 +340,10 @@ class Worker:
         return [(x[i], noise[i] if exact else None, images[i]) for i in range(len(group))]
 
 
-def model_overlap(model) -> float:
-    """Seconds of the playing loop a continuation keeps: half the slice."""
-    return model.mel.x_res * model.mel.hop_length / model.mel.sample_rate / 2.0
+def model_overlap(model, width: int) -> float:
+    """Seconds of the playing loop a continuation keeps: half its slice (``width`` model-space columns)."""
+    frames = model.mel.x_res * width / model.sample_shape[2]
+    return frames * model.mel.hop_length / model.mel.sample_rate / 2.0
 
 
 def _prep_process_start() -> None:

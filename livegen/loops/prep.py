@@ -28,6 +28,28 @@ def bar_choices(max_bars: int) -> tuple[int, ...]:
     return tuple(bars for bars in BAR_LENGTHS if bars <= max_bars)
 
 
+# How wide a slice the worker and ``livegen generate`` draw (``render.loop_canvas``): "fit", wide
+# enough for the loop length at the tempo (``slice_seconds``), or "native", the model's own width.
+CANVASES = ("fit", "native")
+# A generated slice's tempo strays a little from its genre's: the room ``slice_seconds`` leaves for it.
+TEMPO_ALLOWANCE = 0.02
+
+
+def slice_seconds(bars: int, bpm: float | None = None, tempo_hint: float | None = None,
+                  beats_per_bar: int = 4) -> float | None:
+    """Seconds a slice must last to hold ``bars`` whole bars wherever its beats fall (None: unknown).
+
+    At the tempo the slice is expected to have: ``tempo_hint`` (its genre's) folded toward ``bpm``
+    as ``plan_cut`` folds what it detects, else ``bpm``. One beat more than the bars, as the first
+    whole beat may start up to a beat in, at a tempo up to ``TEMPO_ALLOWANCE`` slower.
+    """
+    reference = bpm or tempo_hint
+    if reference is None:
+        return None
+    tempo = fold_tempo(tempo_hint, reference) if tempo_hint else reference
+    return (bars * beats_per_bar + 1) * 60.0 / (tempo * (1.0 - TEMPO_ALLOWANCE))
+
+
 class LoopError(ValueError):
     """A slice that cannot become a loop (no steady beat, silent, NaN); the engine drops it."""
 

@@ -6,7 +6,7 @@ import torch
 
 from livegen.diffusion import (Keep, SamplingError, continuation_input, decode_images, encode_images, generate,
                                invert, keep_columns, load_model, morph, slerp)
-from livegen.diffusion.sampling import alphas_cumprod_of
+from livegen.diffusion.sampling import MAX_CANVAS, alphas_cumprod_of, canvas_width, width_multiple
 
 
 def test_ddim_is_reproducible_per_seed(tiny_model):
@@ -172,3 +172,27 @@ def test_compiled_unet_serves_every_batch_size_from_one_graph(genre_model_dir):
         model.compile(0)
     model.to("cpu")  # a move drops the compiled UNet: it was traced for the old device and layout
     assert model.compiled_unet is None
+
+
+def test_canvas_width_holds_the_seconds_asked_for(tiny_model):
+    # The micro model: 64 columns of hop 256 at 22050 Hz (0.74 s); its UNet takes multiples of 2.
+    native = tiny_model.sample_shape[2]
+    assert native == 64 and width_multiple(tiny_model) == 2
+    assert canvas_width(tiny_model, None) == canvas_width(tiny_model, 0.5) == native
+    width = canvas_width(tiny_model, 1.0)
+    assert width % 2 == 0 and (width - 1) * 256 / 22050 >= 1.0 > (width - 3) * 256 / 22050  # the narrowest
+    assert canvas_width(tiny_model, 10.0) == MAX_CANVAS * native
+
+
+def test_a_wide_canvas_and_what_works_from_it(tiny_model):
+    wide = generate(tiny_model, [51], steps=4, width=88)
+    assert wide.shape == (1, 1, 32, 88)
+    # A variation, a continuation and an inversion of it keep its width without being told.
+    varied = generate(tiny_model, [52], steps=4, start=wide, strength=0.5)
+    start, columns = continuation_input(tiny_model, wide, overlap_seconds=0.3)
+    overlap = int(columns.sum())
+    assert columns.numel() == 88 and overlap == int(0.3 * 22050 / 256)
+    following = generate(tiny_model, [53], steps=4, keep=Keep(start, columns))
+    torch.testing.assert_close(following[..., :overlap], wide[..., -overlap:])
+    assert varied.shape == following.shape == invert(tiny_model, wide, steps=4).shape == wide.shape
+    assert decode_images(tiny_model, wide).shape == (1, 32, 88)

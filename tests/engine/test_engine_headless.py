@@ -15,7 +15,7 @@ import soundfile
 
 from livegen.control.actions import Controls
 from livegen.engine import AudioFile, Engine, EngineSettings
-from livegen.engine.engine import default_worker_threads
+from livegen.engine.engine import EngineError, default_worker_threads
 from livegen.presets import PRESETS_DIR
 from tests.waiting import wait_for
 
@@ -97,6 +97,7 @@ def test_tempo_change_modes_cue_and_saving_the_playing_loop(tmp_path):
         worker = engine.snapshot()["worker"]
         assert (worker["compiled"], worker["prep_processes"]) == ("eager", 1)
         assert first["bpm"] == 128.0
+        assert first["width"] == 352  # drawn wide enough for 4 bars at 128 BPM (the model's own: 256, 2 bars)
         # Four channels: the cue pair previews the loop that comes next.
         coming = wait_for(lambda: engine.snapshot()["next"], 60, "a loop ready to come next", engine.snapshot)
         wait_for(lambda: engine.mixer.cue_id == engine.snapshot()["next"]["id"] and engine.mixer.held() >= {engine.mixer.cue_id},
@@ -124,6 +125,7 @@ def test_tempo_change_modes_cue_and_saving_the_playing_loop(tmp_path):
             wait_for(lambda: engine.mixer.launch_count > launched and engine.snapshot()["playing"]["mode"] == mode,
                      90, f"a {mode} to launch", engine.snapshot)
             assert engine.snapshot()["playing"]["bpm"] == 100.0
+            assert engine.snapshot()["playing"]["width"] == first["width"]  # made from it, as wide
         # A manual trigger takes the next ready loop.
         engine.trigger()
         wait_for(lambda: engine.snapshot()["playing"]["mode"] == "new", 60, "a triggered loop", engine.snapshot)
@@ -156,3 +158,8 @@ def test_tempo_change_modes_cue_and_saving_the_playing_loop(tmp_path):
     assert audio.shape[1] == 4
     assert np.abs(audio[:, 2]).max() > 0.05 and np.array_equal(audio[:, 2], audio[:, 3])  # cue pair
     assert not np.array_equal(audio[:, 0], audio[:, 2])
+
+
+def test_an_unknown_canvas_is_refused_by_name(tmp_path):
+    with pytest.raises(EngineError, match="canvas must be one of fit, native, got 'wide'"):
+        Engine(EngineSettings(genres=["techno"], canvas="wide"), AudioFile(tmp_path / "set.wav"))

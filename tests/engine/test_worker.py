@@ -1,4 +1,5 @@
-"""The generator worker with prep processes: they end with it, and it ends when one of them dies."""
+"""The generator worker: the canvas its loops are drawn at; its prep processes end with it, and it ends
+when one of them dies."""
 
 import multiprocessing
 import os
@@ -6,7 +7,7 @@ import signal
 from pathlib import Path
 
 from livegen.engine.loopbank import LoopBank, slot_frames_for
-from livegen.engine.worker import LoopRequest, WorkerConfig, WorkerReady, worker_main
+from livegen.engine.worker import LoopReady, LoopRequest, WorkerConfig, WorkerReady, worker_main
 from livegen.presets import load_genre
 from tests.waiting import wait_for
 
@@ -34,7 +35,7 @@ class RunningWorker:
     """The real worker in a spawned process, with its prep processes, as the engine starts it."""
 
     def __init__(self, prep_processes: int):
-        self.bank = LoopBank(2, slot_frames_for(48000, 60.0))
+        self.bank = LoopBank(4, slot_frames_for(48000, 60.0))
         context = multiprocessing.get_context("spawn")
         down_recv, self.requests = context.Pipe(duplex=False)
         self.results, up_send = context.Pipe(duplex=False)
@@ -49,6 +50,13 @@ class RunningWorker:
         while not isinstance(message := self.results.recv(), WorkerReady):
             pass
         return message
+
+    def make(self, request: LoopRequest) -> LoopReady:
+        self.requests.send(request)
+        assert self.results.poll(120), f"no answer to {request}"
+        answer = self.results.recv()
+        assert isinstance(answer, LoopReady), answer
+        return answer
 
     def pool(self) -> list[int]:
         return [pid for pid in children_of(self.process.pid)
@@ -83,5 +91,28 @@ def test_a_dead_prep_process_ends_the_worker_for_the_engine_to_restart():
         worker.requests.send(LoopRequest(1, 0, "techno", seed=1, steps=1, sampler="ddim", bpm=120.0))
         worker.process.join(60)
         assert worker.process.exitcode not in (None, 0), "the worker went on with a broken pool"
+    finally:
+        worker.close()
+
+
+def test_loops_are_drawn_wide_enough_for_their_bars_and_what_works_from_one_keeps_its_width():
+    # The shipped model's own slice (256 columns, 5.94 s) holds 2 bars at 128 BPM; 4 bars and a beat
+    # of room take 352 (8.2 s). A loop made from another keeps its source's width, and the remake of a
+    # loop the worker no longer holds is drawn at the width its request carries, not at its new length's.
+    worker = RunningWorker(prep_processes=0)
+    try:
+        worker.ready()
+        new = worker.make(LoopRequest(1, 0, "techno", seed=5, steps=1, sampler="ddim", bpm=128.0))
+        assert new.width == 352
+        assert new.frames == round(new.bars * 4 * 60 / 128.0 * 48000)
+        for loop_id, mode in enumerate(("variation", "continuation", "morph"), start=2):
+            made = worker.make(LoopRequest(loop_id, 1, "techno", seed=loop_id, steps=1, sampler="ddim", bpm=128.0,
+                                           mode=mode, source_id=1, target_seed=9))
+            assert made.width == 352, mode
+        two_bars = worker.make(LoopRequest(5, 2, "techno", seed=6, steps=1, sampler="ddim", bpm=128.0, max_bars=2))
+        assert two_bars.width == 256
+        remade = worker.make(LoopRequest(6, 3, "techno", seed=5, steps=1, sampler="ddim", bpm=128.0, max_bars=2,
+                                         mode="recut", source_id=999, source_mode="new", width=352))
+        assert remade.width == 352 and remade.bars <= 2
     finally:
         worker.close()

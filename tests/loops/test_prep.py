@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from livegen.loops import LoopError, find_beat_grid, make_loop, raw_loop
+from livegen.loops import BeatGrid, LoopError, find_beat_grid, make_loop, raw_loop, slice_seconds
+from livegen.loops.prep import TEMPO_ALLOWANCE, fold_tempo, plan_cut
 from tests.synth import drum_pattern
 
 RATE = 22050
@@ -70,3 +71,21 @@ def test_raw_loop_keeps_the_whole_slice():
     loop = raw_loop(audio, RATE, out_rate=44100)
     assert loop.bars == 0 and abs(len(loop.audio) - 2 * len(audio)) <= 2
     assert np.abs(loop.audio).max() == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize("bpm, hint", [(128.0, None), (128.0, 130.0), (100.0, 130.0), (128.0, 90.0)])
+def test_a_slice_of_slice_seconds_holds_the_bars_wherever_its_beats_fall(bpm, hint):
+    # The slice's own tempo: the hint folded toward the set's (90 at 128 is read as 180), up to 2% slower.
+    seconds = slice_seconds(4, bpm, hint)
+    expected = fold_tempo(hint, bpm) if hint else bpm
+    rate = 22050
+    for tempo in (expected, expected * (1 - TEMPO_ALLOWANCE)):
+        period = 60.0 * rate / tempo
+        for phase in np.linspace(0.0, 0.999, 7):
+            grid = BeatGrid(start=phase * period + 3 * period, period=period, count=8)
+            cut = plan_cut(int(seconds * rate), rate, grid, bpm=bpm, tempo_hint=hint)
+            assert cut.bars == 4, (tempo, phase)
+    # Without the spare beat it would not: a beat in, 4 bars end past the slice.
+    late = BeatGrid(start=0.9 * 60.0 * rate / expected, period=60.0 * rate / expected, count=8)
+    assert plan_cut(int(16 * 60.0 / expected * rate), rate, late, bpm=bpm, tempo_hint=hint).bars == 2
+    assert slice_seconds(4) is None
