@@ -73,9 +73,9 @@ def initial_noise(model: LoopModel, generators: list[torch.Generator], width: in
     return torch.cat([torch.randn(shape, generator=g) for g in generators]).to(model.device)
 
 
-# The widest canvas drawn, in multiples of the model's own width. The UNet is convolutional (its one
-# attention level works at any width), so it draws longer slices than it was trained on; up to twice
-# its width is what has been measured (bench/canvas.py).
+# The widest canvas drawn, in multiples of the model's own width. The UNet is convolutional (and its
+# attention, where it has any, takes any width), so it draws longer slices than it was trained on; up
+# to twice its width is what has been measured (bench/canvas.py).
 MAX_CANVAS = 2
 
 
