@@ -11,8 +11,9 @@ from .engine.transport import QUANTISE_BARS
 from .loops.prep import BAR_LENGTHS, CANVASES
 from .presets import SAMPLERS
 
-CANVAS_HELP = ("fit (default): draw each slice wide enough for the loop length at the tempo, so 4-bar loops "
-               "come out below ~160 BPM; native: the model's own width (5.94 s for the shipped models)")
+CANVAS_HELP = ("fit (default): draw each slice wide enough for the loop length at the tempo (up to twice the "
+               "model's width: 4-bar loops down to ~90 BPM); native: the model's own width (5.94 s for the shipped "
+               "models, 2 bars at 128 BPM)")
 
 
 def _positive_int(text: str) -> int:

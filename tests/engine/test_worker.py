@@ -62,7 +62,10 @@ class RunningWorker:
         return [pid for pid in children_of(self.process.pid)
                 if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
 
-    def close(self) -> None:
+    def __enter__(self) -> "RunningWorker":
+        return self
+
+    def __exit__(self, *exc) -> None:
         if self.process.is_alive():
             self.process.kill()
         self.process.join()
@@ -70,37 +73,30 @@ class RunningWorker:
 
 
 def test_prep_processes_end_when_the_worker_is_killed():
-    worker = RunningWorker(prep_processes=2)
-    try:
+    with RunningWorker(prep_processes=2) as worker:
         assert worker.ready().prep_processes == 2
         pool = worker.pool()
         assert len(pool) >= 2
         os.kill(worker.process.pid, signal.SIGKILL)  # as the out-of-memory killer would
         worker.process.join(10)
         wait_for(lambda: not any(alive(pid) for pid in pool), 10, "the prep processes to end")
-    finally:
-        worker.close()
 
 
 def test_a_dead_prep_process_ends_the_worker_for_the_engine_to_restart():
     # A broken pool would fail every loop from then on; an ended worker is restarted by the engine.
-    worker = RunningWorker(prep_processes=1)
-    try:
+    with RunningWorker(prep_processes=1) as worker:
         worker.ready()
         os.kill(worker.pool()[0], signal.SIGKILL)
         worker.requests.send(LoopRequest(1, 0, "techno", seed=1, steps=1, sampler="ddim", bpm=120.0))
         worker.process.join(60)
         assert worker.process.exitcode not in (None, 0), "the worker went on with a broken pool"
-    finally:
-        worker.close()
 
 
 def test_loops_are_drawn_wide_enough_for_their_bars_and_what_works_from_one_keeps_its_width():
     # The shipped model's own slice (256 columns, 5.94 s) holds 2 bars at 128 BPM; 4 bars and a beat
     # of room take 352 (8.2 s). A loop made from another keeps its source's width, and the remake of a
     # loop the worker no longer holds is drawn at the width its request carries, not at its new length's.
-    worker = RunningWorker(prep_processes=0)
-    try:
+    with RunningWorker(prep_processes=0) as worker:
         worker.ready()
         new = worker.make(LoopRequest(1, 0, "techno", seed=5, steps=1, sampler="ddim", bpm=128.0))
         assert new.width == 352
@@ -114,5 +110,3 @@ def test_loops_are_drawn_wide_enough_for_their_bars_and_what_works_from_one_keep
         remade = worker.make(LoopRequest(6, 3, "techno", seed=5, steps=1, sampler="ddim", bpm=128.0, max_bars=2,
                                          mode="recut", source_id=999, source_mode="new", width=352))
         assert remade.width == 352 and remade.bars <= 2
-    finally:
-        worker.close()
