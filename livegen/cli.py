@@ -97,7 +97,8 @@ def _build_parser() -> argparse.ArgumentParser:
                            "audio; 1 on two cores)")
     play.add_argument("--prep-processes", type=_count, default=0, metavar="N",
                       help="processes for the worker's loop prep (beat grid, resample, seam), beside its torch "
-                           "threads; on a GPU they bound the worker, so give it spare cores (default 0: none)")
+                           "threads; meant for a GPU machine's spare cores, where these stages bound the worker "
+                           "(default 0: none; README, Bench, GPU)")
     play.add_argument("--compile", action="store_const", const="inductor",
                       help="run the worker's UNets through torch.compile (pays on a GPU; the worker's start "
                            "takes longer by the compile, tens of seconds for a published-size model)")

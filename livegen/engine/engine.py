@@ -79,7 +79,7 @@ class EngineSettings:
     worker_threads: int | None = None  # torch threads in the worker; None: all cores but one (default_worker_threads)
     batch_size: int = 4
     compile: str | None = None  # torch.compile backend for the worker's UNets ("inductor": pays on a GPU)
-    prep_processes: int = 0  # processes for the worker's loop prep (pays on a GPU, where it bounds the worker)
+    prep_processes: int = 0  # processes for the worker's loop prep (for a GPU, where it bounds the worker)
     canvas: str = "fit"  # slices drawn wide enough for the loop length at the tempo ("fit"), or "native"
     seed: int | None = None  # first seed; None picks one at random
     min_bpm: float = 60.0

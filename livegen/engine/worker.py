@@ -347,11 +347,17 @@ def model_overlap(model, width: int) -> float:
 
 
 def _prep_process_start() -> None:
-    """A prep process: Ctrl-C is the engine's to handle, as in the worker; and it ends when the worker
-    does, even when the worker is killed (the pool would wait on its queue for ever)."""
+    """A prep process: one torch thread, Ctrl-C is the engine's to handle, as in the worker; and it ends
+    when the worker does, even when the worker is killed (the pool would wait on its queue for ever)."""
     import signal
     import threading
 
+    import torch
+
+    # The processes are the parallelism. With torch's default (a thread per core) in each, 8 prep
+    # processes beside the worker's 15 threads on a 16-core GPU machine made it slower, not faster
+    # (bench/results/worker-gpu.md: 217x against 348x without them).
+    torch.set_num_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
 

@@ -6,7 +6,7 @@ import torch
 
 from livegen.diffusion import (Keep, SamplingError, continuation_input, decode_images, encode_images, generate,
                                invert, keep_columns, load_model, morph, slerp)
-from livegen.diffusion.sampling import MAX_CANVAS, alphas_cumprod_of, canvas_width, width_multiple
+from livegen.diffusion.sampling import MAX_CANVAS, alphas_cumprod_of, canvas_width, make_scheduler, width_multiple
 
 
 def test_ddim_is_reproducible_per_seed(tiny_model):
@@ -30,6 +30,15 @@ def test_stochastic_samplers_depend_on_step_noise(tiny_model):
     stochastic = generate(tiny_model, [9], steps=6, eta=1.0)
     torch.testing.assert_close(stochastic, generate(tiny_model, [9], steps=6, eta=1.0), rtol=0, atol=0)
     assert (stochastic - generate(tiny_model, [9], steps=6, eta=0.0)).abs().mean() > 1e-3
+
+
+def test_dpm_starts_few_steps_at_the_last_training_timestep(tiny_model):
+    """The model's own spacing ("leading", as teticio's) would start 4 DPM++ steps at t=750 of 999;
+    DDIM keeps the model's spacing, as diffusers' pipeline runs it."""
+    assert tiny_model.scheduler.config.timestep_spacing == "leading"
+    last = tiny_model.scheduler.config.num_train_timesteps - 1
+    assert int(make_scheduler(tiny_model, "dpm++", 4).timesteps[0]) == last
+    assert int(make_scheduler(tiny_model, "ddim", 4).timesteps[0]) < last - 200
 
 
 def test_unknown_sampler_and_bad_steps(tiny_model):
