@@ -6,7 +6,9 @@
 # the CPU run's samples; the UNet at batch 256 took ~130 ms a step), loss 0.021
 # against 0.031. It was run to see whether a better-trained teacher makes DDIM
 # converge; it does not while x0 is clipped (500 steps against 1000: 0.82), and
-# both do without clipping (README, Shipped models). Not shipped: unevaluated.
+# both do without clipping (README, Shipped models). Eval (32 loops, 8 steps, the same
+# held-out slices): Frechet distance 5212 against the CPU teacher's 5027, beat
+# steadiness higher in all four genres (breaks 0.54 against 0.47). Mixed: not shipped.
 #
 #     OUT=/tmp/out DATA=.data-lite bash training/recipes/lite-genres-gpu.sh
 #
