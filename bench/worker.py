@@ -38,6 +38,7 @@ use_checkout()
 from livegen.engine.loopbank import LoopBank, slot_frames_for  # noqa: E402
 from livegen.engine.worker import (GenreError, LoopFailed, LoopReady, LoopRequest, WorkerConfig,  # noqa: E402
                                    WorkerReady, worker_main)
+from livegen.loops.prep import CANVASES  # noqa: E402
 from livegen.presets import GenrePreset, load_genre  # noqa: E402
 
 SAMPLE_RATE = 48000
@@ -225,7 +226,7 @@ def main() -> int:
     parser.add_argument("--compile-too", action="store_true", help="each row again with --compile (inductor)")
     parser.add_argument("--prep-processes", type=int, nargs="+", default=[0],
                         help="the worker's loop-prep processes, a row for each (default 0: in the worker)")
-    parser.add_argument("--canvas", nargs="+", choices=["fit", "native"], default=["fit"],
+    parser.add_argument("--canvas", nargs="+", choices=CANVASES, default=["fit"],
                         help="the worker's canvas, a row for each (default fit, as the engine runs it)")
     parser.add_argument("--bpm", type=float, default=128.0)
     parser.add_argument("--seconds", type=float, default=20.0, help="counted per row, after the warm-up batch")

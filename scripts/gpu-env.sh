@@ -13,6 +13,10 @@
 #
 #     librosa==0.11.0 audioread pooch platformdirs decorator soxr soundfile cffi pycparser
 #
+# and, for training there (training/recipes/lite-genres-gpu.sh; the image has pyarrow):
+#
+#     datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19
+#
 # (plus, if the machine's huggingface_hub is older than diffusers needs, the
 # httpx/requests stack the .venv uses with it: `.venv/bin/pip show` lists it).
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_BREAK_SYSTEM_PACKAGES=1 HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
