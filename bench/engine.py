@@ -9,6 +9,7 @@ two cores. It reports:
 
 - xruns of the engine's JACK client (the server's log) and output underflows
   (PortAudio's flag) while the set plays, and the xruns before its first loop;
+- the audio callback's time per block, on the wall and on its own CPU, as a share of the block;
 - resident memory (PSS: shared pages split fairly) of engine + worker + audio process, at the
   start and the end of the run, and the peak;
 - trigger latency with quantise off: from the trigger call to the first sample
@@ -48,6 +49,7 @@ def play(minutes: float, out: Path) -> None:
     # Opening the JACK client while the worker loads costs an xrun or two, over silence: counted apart.
     xruns_before_play = xrun_reports(out / "jackd.log")
     underflows_before_play = engine.mixer.underflows
+    block_time_at_play = engine.mixer.state.block_times()
     main = psutil.Process()
 
     def memory() -> list[float]:
@@ -84,11 +86,13 @@ def play(minutes: float, out: Path) -> None:
                 latencies.append((first_sample - clock) / engine.settings.sample_rate * 1000)
             engine.set_quantise("1")
     final = engine.snapshot()
+    played = time.monotonic() - started
     output_latency = engine.mixer.output_latency * 1000
     engine.stop()
     engine.close()
     (out / "engine.json").write_text(json.dumps({
         "final": final, "underflows_before_play": underflows_before_play, "xruns_before_play": xruns_before_play,
+        "block_time_at_play": block_time_at_play, "played_seconds": played,
         "memory": samples, "latencies_ms": latencies, "output_latency_ms": output_latency,
         "minutes": minutes}))
 
@@ -124,6 +128,13 @@ def main() -> int:
     before = len(result["xruns_before_play"])
 
     final, memory, latencies = result["final"], result["memory"], result["latencies_ms"]
+    at_play, at_end = result["block_time_at_play"], final["block_time"]
+
+    def block_shares(kind: str) -> str:
+        counts = [b - a for a, b in zip(at_play[kind], at_end[kind])]
+        edges = [f"{edge:.0%}" for edge in at_end["edges"]]
+        names = [f"<{edges[0]}"] + [f"{a}-{b}" for a, b in zip(edges, edges[1:])] + [f">{edges[-1]}"]
+        return ", ".join(f"{name}: {count}" for name, count in zip(names, counts))
 
     def total(rows):
         return benchkit.median([sum(row[1:]) for row in rows])
@@ -137,6 +148,12 @@ def main() -> int:
     rows = [
         ["JACK xruns of the engine's client while playing (server log)",
          f"{ours(xruns[before:])} in {result['minutes']:g} min"],
+        ["JACK xruns of the server itself while playing (its driver's timer woke late)",
+         len([line for line in xruns[before:] if "JackTimedDriver" in line])],
+        ["audio callback time per block on the wall: blocks by share of the block", block_shares("wall")],
+        ["audio callback time per block on its own CPU: blocks by share of the block", block_shares("cpu")],
+        ["DSP load (the callback's share of real time, mean while playing)",
+         f"{(at_end['busy_seconds'] - at_play['busy_seconds']) / result['played_seconds']:.1%}"],
         ["output underflows while playing (PortAudio flag, set by an xrun of any JACK client)",
          f"{final['underflows'] - result['underflows_before_play']} in {result['minutes']:g} min"],
         ["JACK xruns of the engine's client before the first loop (client start, worker loading)",

@@ -194,6 +194,8 @@ class Engine:
         self._restart_delay = 0.0
         self._status_file = None
         self._last_status = 0.0
+        self._busy_mark = (time.monotonic(), 0.0)  # (when, the callback's busy seconds then): for dsp_load
+        self.dsp_load = 0.0  # share of the last second the audio callback was busy
         self.started = threading.Event()  # the first loop is on stage
         self.cue_enabled = settings.channels >= 4
         self.filter = 0.0
@@ -852,6 +854,7 @@ class Engine:
             "genre_errors": {name: state.error for name, state in self.genres.items() if state.error},
             "launches": self.mixer.launch_count, "late_launches": self.mixer.late_launches,
             "underflows": self.mixer.underflows,
+            "dsp_load": round(self.dsp_load, 4), "block_time": self.mixer.state.block_times(),
             "worker": {"state": self.worker_state, "device": self.worker_device,
                        "threads": self.worker_report.threads, "compiled": self.worker_report.compiled,
                        "prep_processes": self.worker_report.prep_processes, "restarts": self.worker_restarts,
@@ -869,6 +872,10 @@ class Engine:
         }
 
     def _write_status(self) -> None:
-        self._last_status = time.monotonic()
+        self._last_status = now = time.monotonic()
+        busy = self.mixer.state.block_times()["busy_seconds"]
+        then, busy_then = self._busy_mark
+        self.dsp_load = (busy - busy_then) / (now - then) if now > then else 0.0
+        self._busy_mark = (now, busy)
         if self._status_file is not None:
             self._status_file.write(json.dumps(self.snapshot()) + "\n")

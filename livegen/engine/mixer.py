@@ -16,7 +16,7 @@ engine's process can read (the mixer runs in a process of its own, see
 from __future__ import annotations
 
 import math
-from time import perf_counter
+from time import perf_counter, thread_time
 
 import numpy as np
 
@@ -128,9 +128,17 @@ class MixerState:
     # int64 fields
     (CLOCK, UNDERFLOWS, LATE_LAUNCHES, LAUNCH_COUNT, APPLIED, TAKEN, CURRENT_ID, CURRENT_START, CURRENT_FRAMES,
      OUTGOING_ID, OUTGOING_END, PENDING_ID, CUE_ID, BUMP_COUNT) = range(14)
-    INTS = 16
-    LEVEL, CLOCK_TIME = range(2)  # float64 fields
-    FLOATS = 2
+    # How long the callback took per block, as a share of the block's own duration: counts of
+    # blocks per bucket (below BLOCK_TIME_EDGES[0], between the edges, above the last), by the
+    # clock on the wall and by the thread's own CPU time. Wall time far above CPU time means the
+    # thread was kept waiting (by the machine, or by a lock); CPU time near 1 means the mixer's
+    # own work no longer fits in a block.
+    BLOCK_TIME_EDGES = (0.1, 0.25, 0.5, 1.0)
+    BLOCK_WALL = 14  # first of len(BLOCK_TIME_EDGES) + 1 counters
+    BLOCK_CPU = BLOCK_WALL + len(BLOCK_TIME_EDGES) + 1
+    INTS = BLOCK_CPU + len(BLOCK_TIME_EDGES) + 1
+    LEVEL, CLOCK_TIME, BUSY_SECONDS = range(3)  # float64 fields
+    FLOATS = 3
     LAUNCH_LOG = 256  # (loop id, launch sample) rows, a ring
     BUMP_LOG = 64  # loop ids of launches replaced before they began, a ring
     TAP_SECONDS = 8.0  # recorder ring: how far the recorder's thread may fall behind
@@ -168,6 +176,14 @@ class MixerState:
         """Loop ids of launches replaced before they began, numbered ``since`` onwards."""
         count = int(self.ints[self.BUMP_COUNT])
         return [int(self.bump_log[i % self.BUMP_LOG]) for i in range(max(since, count - self.BUMP_LOG), count)]
+
+    def block_times(self) -> dict:
+        """The callback's time per block so far: counts per bucket (``BLOCK_TIME_EDGES``), wall and CPU."""
+        buckets = len(self.BLOCK_TIME_EDGES) + 1
+        return {"edges": list(self.BLOCK_TIME_EDGES),
+                "wall": [int(n) for n in self.ints[self.BLOCK_WALL:self.BLOCK_WALL + buckets]],
+                "cpu": [int(n) for n in self.ints[self.BLOCK_CPU:self.BLOCK_CPU + buckets]],
+                "busy_seconds": float(self.floats[self.BUSY_SECONDS])}
 
     def tap(self) -> "Ring":
         """The recorder ring over this block's tap arrays."""
@@ -321,7 +337,8 @@ class Mixer:
     # ------------------------------------------------------------ the callback
     def render(self, out: np.ndarray) -> None:
         """Fill ``out`` (frames x channels, float32) with the next block of the set."""
-        self.clock_time = perf_counter()
+        started, cpu_started = perf_counter(), thread_time()
+        self.clock_time = started
         n = out.shape[0]
         t0 = self.clock
         mix = self._mix[:n]
@@ -363,6 +380,17 @@ class Mixer:
                 tap.counts[Ring.FIRST_SAMPLE] = t0
             tap.write(out[:, :2] if self.channels > 1 else out)
         self.clock = t0 + n
+        self._count_block_time(n, perf_counter() - started, thread_time() - cpu_started)
+
+    def _count_block_time(self, n: int, wall: float, cpu: float) -> None:
+        state, block = self.state, n / self.sample_rate
+        state.floats[MixerState.BUSY_SECONDS] += wall
+        for first, seconds in ((MixerState.BLOCK_WALL, wall), (MixerState.BLOCK_CPU, cpu)):
+            bucket = 0
+            for edge in MixerState.BLOCK_TIME_EDGES:
+                if seconds > edge * block:
+                    bucket += 1
+            state.ints[first + bucket] += 1
 
     def _begin(self, launch: Launch, t0: int) -> None:
         voice, fade = launch.voice, launch.fade

@@ -143,6 +143,14 @@ def _alarm(label: str, value) -> Text:
     return Text.assemble(f"{label} ", (str(count), "bold red" if count else "green"))
 
 
+def _dsp_load(value) -> Text:
+    """The share of real time the audio callback spends on its blocks: yellow past a quarter, red past half."""
+    if not isinstance(value, (int, float)):
+        return Text("dsp -", style="dim")
+    style = "bold red" if value > 0.5 else "yellow" if value > 0.25 else "green"
+    return Text.assemble("dsp ", (f"{value * 100:.0f}%", style))
+
+
 def _meter_fraction(level) -> float:
     if not isinstance(level, (int, float)) or level <= 0:
         return 0.0
@@ -239,7 +247,7 @@ def engine_lines(state: dict) -> list[Text]:
               ("  compiled" if worker.get("compiled") else "", "dim"),
               (f"  +{worker['prep_processes']} prep" if worker.get("prep_processes") else "", "dim")),
         _line(_alarm("underflows", state.get("underflows")), "  ", _alarm("late launches", state.get("late_launches")),
-              (f" of {_count(state.get('launches'))}", "dim")),
+              (f" of {_count(state.get('launches'))}", "dim"), "  ", _dsp_load(state.get("dsp_load"))),
         _line("controller ", (controller, "bold") if controller else ("none", "dim")),
     ]
 

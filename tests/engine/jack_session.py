@@ -61,6 +61,7 @@ def main() -> int:
     engine.start()
     engine.wait_until_playing(timeout=240)
     underflows_at_play = engine.mixer.underflows  # opening the JACK client may cost a few; play must not
+    block_time_at_play = engine.mixer.state.block_times()
     (args.out / "playing").touch()
     midi = None
     if args.midi_virtual:
@@ -100,7 +101,8 @@ def main() -> int:
     events = [e for e in engine.events if e["event"] != "launch"]
     engine.close()
     session = {"launches": launches, "events": events, "final": final, "killed": killed_at,
-               "record_start": recorder.start_sample, "underflows_at_play": underflows_at_play, "gain": settings.gain,
+               "record_start": recorder.start_sample, "underflows_at_play": underflows_at_play,
+               "block_time_at_play": block_time_at_play, "gain": settings.gain,
                "fade": int(settings.crossfade_ms * settings.sample_rate / 1000), "output_latency": engine.mixer.output_latency,
                "midi_received": midi.received if midi is not None else 0}
     (args.out / "session.json").write_text(json.dumps(session, indent=1))

@@ -73,6 +73,10 @@ def test_play_headless_writes_the_set_status_and_recording(tmp_path, presets_wit
     assert final["worker"]["prep_processes"] == 1 and final["worker"]["compiled"] is None
     assert "model_index.json" in final["genre_errors"]["broken"]
     assert final["playing"]["genre"] == "techno" and final["playing"]["bpm"] == 120.0
+    # The file sink's thread renders each block in far less than its duration: a load above 0, below 1.
+    loads = [line["dsp_load"] for line in lines]
+    assert max(loads) > 0 and all(0 <= load < 1 for load in loads), loads
+    assert sum(final["block_time"]["wall"]) == sum(final["block_time"]["cpu"]) > 0
 
 
 def test_play_without_a_sound_card_says_so(tmp_path):

@@ -225,3 +225,21 @@ def test_a_loop_crossfaded_into_itself_with_an_equal_gain_fade_keeps_its_level()
             assert np.abs(out - expected).max() > 0.1
         else:
             np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+def test_every_block_is_timed_into_its_share_of_the_block():
+    mixer = make_mixer()
+    mixer.pending = Launch(Voice(loop_audio(3000, 1), 1), 0, equal_power_fade(0))
+    block = np.zeros((256, 2), np.float32)
+    for _ in range(50):
+        mixer.render(block)
+    times = mixer.state.block_times()
+    assert sum(times["wall"]) == sum(times["cpu"]) == 50
+    assert 0 < times["busy_seconds"] < 50 * 256 / RATE  # a block takes less than its own duration here
+    # A block that took 4 ms on the wall, 0.1 ms of it on the CPU: 3/4 and 1/50 of a 256-frame block.
+    mixer._count_block_time(256, 0.004, 0.0001)
+    later = mixer.state.block_times()
+    assert [b - a for a, b in zip(times["wall"], later["wall"])] == [0, 0, 0, 1, 0]
+    assert [b - a for a, b in zip(times["cpu"], later["cpu"])] == [1, 0, 0, 0, 0]
+    mixer._count_block_time(256, 0.006, 0.006)  # over the block's 5.3 ms: the last bucket
+    assert mixer.state.block_times()["cpu"][-1] == 1
