@@ -134,7 +134,7 @@ class MixerState:
     # thread was kept waiting (by the machine, or by a lock); CPU time near 1 means the mixer's
     # own work no longer fits in a block.
     BLOCK_TIME_EDGES = (0.1, 0.25, 0.5, 1.0)
-    BLOCK_WALL = 14  # first of len(BLOCK_TIME_EDGES) + 1 counters
+    BLOCK_WALL = BUMP_COUNT + 1  # first of len(BLOCK_TIME_EDGES) + 1 counters
     BLOCK_CPU = BLOCK_WALL + len(BLOCK_TIME_EDGES) + 1
     INTS = BLOCK_CPU + len(BLOCK_TIME_EDGES) + 1
     LEVEL, CLOCK_TIME, BUSY_SECONDS = range(3)  # float64 fields
