@@ -106,7 +106,8 @@ def main() -> int:
         play(args.minutes, args.child)
         return 0
 
-    from livegen.engine.jackserver import late_clients, server_env, start_dummy_server, xrun_reports
+    from livegen.engine.jackserver import late_clients, server_env, server_stalls, start_dummy_server, xrun_reports
+    from livegen.engine.mixer import MixerState
 
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
@@ -128,11 +129,11 @@ def main() -> int:
     before = len(result["xruns_before_play"])
 
     final, memory, latencies = result["final"], result["memory"], result["latencies_ms"]
-    at_play, at_end = result["block_time_at_play"], final["block_time"]
+    played = MixerState.block_times_between(result["block_time_at_play"], final["block_time"])
 
     def block_shares(kind: str) -> str:
-        counts = [b - a for a, b in zip(at_play[kind], at_end[kind])]
-        edges = [f"{edge:.0%}" for edge in at_end["edges"]]
+        counts = played[kind]
+        edges = [f"{edge:.0%}" for edge in played["edges"]]
         names = [f"<{edges[0]}"] + [f"{a}-{b}" for a, b in zip(edges, edges[1:])] + [f">{edges[-1]}"]
         return ", ".join(f"{name}: {count}" for name, count in zip(names, counts))
 
@@ -149,11 +150,11 @@ def main() -> int:
         ["JACK xruns of the engine's client while playing (server log)",
          f"{ours(xruns[before:])} in {result['minutes']:g} min"],
         ["JACK xruns of the server itself while playing (its driver's timer woke late)",
-         len([line for line in xruns[before:] if "JackTimedDriver" in line])],
+         len(server_stalls(xruns[before:]))],
         ["audio callback time per block on the wall: blocks by share of the block", block_shares("wall")],
         ["audio callback time per block on its own CPU: blocks by share of the block", block_shares("cpu")],
         ["DSP load (the callback's share of real time, mean while playing)",
-         f"{(at_end['busy_seconds'] - at_play['busy_seconds']) / result['played_seconds']:.1%}"],
+         f"{played['busy_seconds'] / result['played_seconds']:.1%}"],
         ["output underflows while playing (PortAudio flag, set by an xrun of any JACK client)",
          f"{final['underflows'] - result['underflows_before_play']} in {result['minutes']:g} min"],
         ["JACK xruns of the engine's client before the first loop (client start, worker loading)",

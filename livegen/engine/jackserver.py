@@ -24,17 +24,26 @@ def server_env(name: str) -> dict:
     return {**os.environ, "JACK_DEFAULT_SERVER": name, "JACK_NO_START_SERVER": "1"}
 
 
+SERVER_STALL = "JackTimedDriver::Process XRun"  # the dummy driver's timer woke late: the whole server stalled
+CLIENT_LATE = "was not finished"
+
+
 def xrun_reports(log_path: Path) -> list[str]:
     """The xruns a server logged so far: a client late ("client = NAME was not finished"), or the
     dummy driver's own timer woken late ("JackTimedDriver::Process XRun"), the whole server stalled.
     The engine's client is named PortAudio (``late_clients(lines, "PortAudio")``)."""
     return [line for line in Path(log_path).read_text().splitlines()
-            if "was not finished" in line or "JackTimedDriver::Process XRun" in line]
+            if CLIENT_LATE in line or SERVER_STALL in line]
 
 
 def late_clients(lines: list[str], client: str) -> list[str]:
     """The reports among ``lines`` that name ``client`` as late."""
     return [line for line in lines if f"client = {client} " in line]
+
+
+def server_stalls(lines: list[str]) -> list[str]:
+    """The reports among ``lines`` of the server itself stalled (its dummy driver's timer woken late)."""
+    return [line for line in lines if SERVER_STALL in line]
 
 
 def start_dummy_server(name: str, log_path: Path, rate: int = 48000, period: int = 256) -> subprocess.Popen:

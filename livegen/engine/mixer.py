@@ -185,6 +185,14 @@ class MixerState:
                 "cpu": [int(n) for n in self.ints[self.BLOCK_CPU:self.BLOCK_CPU + buckets]],
                 "busy_seconds": float(self.floats[self.BUSY_SECONDS])}
 
+    @staticmethod
+    def block_times_between(earlier: dict, later: dict) -> dict:
+        """What the callback's time per block added between two ``block_times()`` readings."""
+        return {"edges": later["edges"],
+                "wall": [b - a for a, b in zip(earlier["wall"], later["wall"])],
+                "cpu": [b - a for a, b in zip(earlier["cpu"], later["cpu"])],
+                "busy_seconds": later["busy_seconds"] - earlier["busy_seconds"]}
+
     def tap(self) -> "Ring":
         """The recorder ring over this block's tap arrays."""
         return Ring(self.tap_frames, self.tap_data.shape[1], data=self.tap_data, counts=self.tap_counts)

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from livegen.engine.jackserver import late_clients
+from livegen.engine.jackserver import late_clients, server_stalls
+from livegen.engine.mixer import MixerState
 
 ROOT = Path(__file__).resolve().parents[2]
 RATE, BPM = 48000, 126.0
@@ -29,25 +30,25 @@ def check_keeps_up_with_jack_rec(session) -> None:
     machines, now and then a stall of several ms hits every client at once), not the engine.
     When the dummy driver's own timer woke late ("JackTimedDriver::Process XRun") the server
     itself stalled, which is the machine's doing as surely as a late jack_rec: each such stall may
-    excuse one late block of the engine's client (in CI the engine's client has been reported late
-    in such stalls with jack_rec not, why is not known). With the mixer in the engine's process,
+    excuse one late block of the engine's client (in runs here the engine's client was reported late in
+    such stalls with jack_rec not; why is not known). With the mixer in the engine's process,
     a busy Python thread there made it late hundreds of times in 30 s. PortAudio's JACK host API
     flags an underflow for any xrun in the graph, so its count is checked against them all.
     Opening the JACK client can cost a few xruns before the set begins; that is not play."""
     xruns = session["xruns_in_play"]
     ours, reference = late_clients(xruns, "PortAudio"), late_clients(xruns, "jackrec")
-    server_stalls = [line for line in xruns if "JackTimedDriver" in line]
+    stalls = server_stalls(xruns)
     underflows = session["final"]["underflows"] - session["underflows_at_play"]
-    before, after = session["block_time_at_play"], session["final"]["block_time"]
-    wall, cpu = ([b - a for a, b in zip(before[kind], after[kind])] for kind in ("wall", "cpu"))
-    print(f"xruns while playing: engine {len(ours)}, jack_rec {len(reference)}, server {len(server_stalls)}, "
+    played = MixerState.block_times_between(session["block_time_at_play"], session["final"]["block_time"])
+    wall, cpu = played["wall"], played["cpu"]
+    print(f"xruns while playing: engine {len(ours)}, jack_rec {len(reference)}, server {len(stalls)}, "
           f"all {len(xruns)}; PortAudio underflows {underflows}; callback time per block by share of the block "
-          f"(edges {after['edges']}): wall {wall}, CPU {cpu}")
-    half = after["edges"].index(0.5) + 1
+          f"(edges {played['edges']}): wall {wall}, CPU {cpu}")
+    half = played["edges"].index(0.5) + 1
     assert sum(cpu[half:]) == 0, f"the mixer's own work took over half a block {sum(cpu[half:])} time(s): {cpu}"
-    assert len(ours) <= len(reference) + len(server_stalls), (
+    assert len(ours) <= len(reference) + len(stalls), (
         f"the engine's client was late {len(ours)} time(s) while playing, jack_rec {len(reference)}, "
-        f"with {len(server_stalls)} stall(s) of the server: {xruns}")
+        f"with {len(stalls)} stall(s) of the server: {xruns}")
     assert underflows <= len(xruns), f"PortAudio flagged {underflows} underflows, the server logged {len(xruns)}"
 
 
