@@ -57,7 +57,8 @@ def finished_loops(model, images, bpm: float, tempo_hint: float | None):
 
 # ------------------------------------------------------- part 1: the default model
 def default_model_rows(args) -> tuple[list[list], list[list], str]:
-    from training.eval import beat_steadiness, embed, frechet_distance
+    from training.eval import embed, frechet_distance
+    from training.quality import beat_steadiness
     from training.prepare import load_images
 
     presets = {name: load_genre(name) for name in GENRES}

@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 # hydrogen-drumkits, fluid-soundfont-gm and fluidsynth: the demo corpus (training/corpus.py).
 # libportaudio2: sounddevice's output; jackd2: the dummy sound server the engine tests play into.
-APT_PACKAGES=(libsndfile1 libportaudio2 jackd2 hydrogen-drumkits fluid-soundfont-gm fluidsynth)
+# chromium: the headless browser the listening page's test (tests/training/test_report.py) opens it in.
+APT_PACKAGES=(libsndfile1 libportaudio2 jackd2 hydrogen-drumkits fluid-soundfont-gm fluidsynth chromium)
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     missing=()
     for pkg in "${APT_PACKAGES[@]}"; do

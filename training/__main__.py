@@ -51,20 +51,24 @@ def train(args) -> int:
         size=args.size, class_conditional=args.class_conditional, batch_size=args.batch, grad_accum=args.grad_accum,
         lr=args.lr, warmup_steps=args.warmup_steps, max_steps=args.max_steps, minutes=args.minutes,
         ema_decay=args.ema_decay, mixed_precision=args.mixed_precision, save_every=args.save_every,
-        sample_every=args.sample_every, sample_steps=args.sample_steps, seed=args.seed)
+        sample_every=args.sample_every, sample_steps=args.sample_steps, seed=args.seed,
+        snr_gamma=args.snr_gamma, init=args.init)
     run_train(args.data_dir, args.model_dir, settings)
     return 0
 
 
 def evaluate(args) -> int:
-    from .eval import evaluate as run_eval, write_report
+    from .eval import evaluate as run_eval, write_listening_page, write_report
 
     report = run_eval(args.model_dir, args.data_dir, count=args.count, steps=args.steps, sampler=args.sampler,
                       fidelity_steps=tuple(args.fidelity_steps), reference_steps=args.reference_steps,
-                      fidelity_count=args.fidelity_count, device=args.device)
+                      fidelity_count=args.fidelity_count, device=args.device, loops_per_genre=args.loops,
+                      bpm=args.bpm, corpus_dir=args.corpus, log=print)
     print(report.table())
     if args.json:
         write_report(report, args.json)
+    if args.report:
+        print(f"listening page: {write_listening_page(report, args.report)}")
     return 0
 
 
@@ -118,6 +122,8 @@ def main(argv=None) -> int:
     t.add_argument("--sample-every", type=int, default=0, help="render sample loops every N steps (0: never)")
     t.add_argument("--sample-steps", type=int, default=20)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--snr-gamma", type=float, help="min-SNR loss weighting, e.g. 5 (default: plain noise MSE)")
+    t.add_argument("--init", help="start from this model dir's weights (same size and genres)")
 
     d = commands.add_parser("distill", help="a few-step student of a trained model (1, 2 or 4 DDIM steps)")
     d.add_argument("teacher_dir", type=Path, help="a trained epsilon-prediction model")
@@ -139,17 +145,22 @@ def main(argv=None) -> int:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--device", default=None)
 
-    e = commands.add_parser("eval", help="Frechet distance, sampler fidelity and beat steadiness of a model")
+    e = commands.add_parser("eval", help="the sound of a model's loops beside the ceiling; Frechet distance, "
+                                         "sampler fidelity")
     e.add_argument("model_dir", type=Path)
     e.add_argument("data_dir", type=Path, help="the prepared data set (its held-out files are the reference)")
-    e.add_argument("--count", type=int, default=32, help="loops to generate (and real ones to compare)")
-    e.add_argument("--steps", type=int, help="sampling steps (default 50)")
+    e.add_argument("--count", type=int, default=32, help="slices for the Frechet distance (and real ones to compare)")
+    e.add_argument("--steps", type=int, help="sampling steps (default: the model's own, else 50)")
     e.add_argument("--sampler", choices=["ddim", "ddpm", "dpm++"])
     e.add_argument("--fidelity-steps", type=int, nargs="*", default=[10, 20, 50])
     e.add_argument("--reference-steps", type=int, default=1000)
     e.add_argument("--fidelity-count", type=int, default=2)
     e.add_argument("--device", default=None)
     e.add_argument("--json", type=Path, help="also write the figures to this file")
+    e.add_argument("--loops", type=int, default=8, help="loops per genre whose sound is measured (default 8)")
+    e.add_argument("--bpm", type=float, help="the loops' tempo (default: each genre preset's)")
+    e.add_argument("--corpus", type=Path, help="the audio folder of the data set (default: as prepare recorded it)")
+    e.add_argument("--report", type=Path, help="write a listening page (loops, ceiling, pictures, figures) here")
 
     args = parser.parse_args(argv)
     from .corpus import CorpusError

@@ -87,6 +87,7 @@ def prepare(audio_dir: Path, data_dir: Path, config: MelConfig, *, on_file=None,
     if config_path.exists() and MelConfig.load(config_path) != config:
         raise ValueError(f"{config_path}: this data set was started with other mel settings; use a new DATA_DIR")
     config.save(work)
+    (work / "source.json").write_text(json.dumps({"audio_dir": str(audio_dir.resolve())}) + "\n")
     manifest_path = work / "done.jsonl"
     done = {}
     if manifest_path.exists():
@@ -155,8 +156,19 @@ def is_held_out(audio_file: str) -> bool:
     return int(hashlib.sha1(audio_file.encode()).hexdigest()[:8], 16) % 10 == 0
 
 
-def load_images(data_dir: Path, split: str = "all"):
-    """(uint8 images (N, H, W), genre labels (N,), genre names) of a prepared data set.
+@dataclass
+class Split:
+    """Rows of a prepared data set: images, genre labels, and where each slice came from."""
+
+    images: np.ndarray  # uint8 (N, H, W)
+    labels: np.ndarray  # int64 (N,)
+    genres: list[str]
+    files: list[str]  # audio file, relative to the audio folder
+    slices: list[int]  # slice index within its file
+
+
+def load_split(data_dir: Path, split: str = "all") -> Split:
+    """The rows of a prepared data set.
 
     ``split``: "all", "train" or "heldout" (whole files, by ``is_held_out``; when a small
     data set has no such file, its first file is held out).
@@ -178,4 +190,17 @@ def load_images(data_dir: Path, split: str = "all"):
     subset = dataset.select(rows).with_format("numpy")
     images = np.stack([np.asarray(i) for i in subset["image"]]).astype(np.uint8) if len(subset) else \
         np.zeros((0, 0, 0), np.uint8)
-    return images, np.asarray(subset["genre"], dtype=np.int64), dataset.features["genre"].names
+    return Split(images, np.asarray(subset["genre"], dtype=np.int64), dataset.features["genre"].names,
+                 [str(f) for f in subset["audio_file"]], [int(i) for i in subset["slice"]])
+
+
+def load_images(data_dir: Path, split: str = "all"):
+    """(uint8 images (N, H, W), genre labels (N,), genre names) of a prepared data set (see ``load_split``)."""
+    rows = load_split(data_dir, split)
+    return rows.images, rows.labels, rows.genres
+
+
+def audio_source(data_dir: Path) -> Path | None:
+    """The audio folder a data set was prepared from, where ``prepare`` recorded it."""
+    record = Path(data_dir) / ".prepare" / "source.json"
+    return Path(json.loads(record.read_text())["audio_dir"]) if record.is_file() else None

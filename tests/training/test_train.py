@@ -74,17 +74,8 @@ def test_eval_reports_all_figures(data_dir, tmp_path):
 
     train(data_dir, tmp_path / "m", TrainSettings(size="micro", batch_size=4, max_steps=2, warmup_steps=1),
           log=lambda m: None)
-    report = evaluate(tmp_path / "m", data_dir, count=4, steps=3, fidelity_steps=(2, 5), reference_steps=20)
+    report = evaluate(tmp_path / "m", data_dir, count=4, steps=3, fidelity_steps=(2, 5), reference_steps=20,
+                      loops_per_genre=2, bpm=120)
     assert np.isfinite([report.frechet_generated, report.frechet_real_halves, report.frechet_untrained]).all()
     assert set(report.fidelity) == {2, 5} and report.fidelity[5] < report.fidelity[2]
-    assert report.steadiness and all(0 <= v["real"] <= 1 for v in report.steadiness.values())
-    assert "Frechet distance" in report.table()
-
-
-def test_beat_steadiness_separates_drums_from_noise():
-    from training.eval import beat_steadiness
-
-    rng = np.random.default_rng(0)
-    drums = beat_steadiness(drum_pattern(120), 22050)
-    noise = beat_steadiness(rng.normal(0, 0.3, 22050 * 6).astype(np.float32), 22050)
-    assert drums > 0.5 and noise < 0.3
+    assert "Frechet distance" in report.table() and "transient sharpness" in report.table()
