@@ -21,10 +21,12 @@ from .loops.prep import CANVASES
 
 def loop_canvas(model: LoopModel, canvas: str, bars: int, bpm: float | None, tempo_hint: float | None) -> int:
     """Model-space width to draw a loop of up to ``bars`` bars at: the model's own ("native"), or wide
-    enough for them at the tempo ("fit": ``canvas_width`` of ``slice_seconds``)."""
+    enough for them at the tempo ("fit": ``canvas_width`` of ``slice_seconds``). A grid model's own width
+    is its bars at any tempo."""
     if canvas not in CANVASES:
         raise ValueError(f"canvas must be one of {', '.join(CANVASES)}, not {canvas!r}")
-    return canvas_width(model, slice_seconds(bars, bpm, tempo_hint) if canvas == "fit" else None)
+    fit = canvas == "fit" and model.grid is None
+    return canvas_width(model, slice_seconds(bars, bpm, tempo_hint) if fit else None)
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ def render(model: LoopModel, seeds: Sequence[int], settings: RenderSettings,
         else:
             loops = loops_from_images(images, model.mel, bpm=settings.bpm, tempo_hint=settings.tempo_hint,
                                       out_rate=settings.sample_rate, device=model.device,
-                                      bar_choices=bar_choices(settings.bars))
+                                      bar_choices=bar_choices(settings.bars), grid=model.grid)
         for seed, image, loop in zip(batch, images, loops):
             if isinstance(loop, LoopError):
                 yield Rendered(seed, image, None, str(loop))

@@ -22,7 +22,8 @@ def corpus(args) -> int:
     genres = args.genres.split(",") if args.genres else list(GENRES)
     progress, tick = _progress(args.clips * len(genres), "rendering corpus")
     with progress:
-        written = build_corpus(args.out, clips_per_genre=args.clips, genres=genres, seed=args.seed, on_clip=tick)
+        written = build_corpus(args.out, clips_per_genre=args.clips, genres=genres, seed=args.seed, on_clip=tick,
+                               seconds=args.seconds)
     print(f"{args.out}: {written} new clip(s), {args.clips} per genre for {', '.join(genres)}")
     return 0
 
@@ -30,17 +31,27 @@ def corpus(args) -> int:
 def prepare(args) -> int:
     from livegen.audio import MelConfig
     from livegen.diffusion.architectures import ARCHITECTURES
+    from livegen.loops.grid import Grid
 
     from .prepare import find_audio, prepare as run_prepare
 
     config = ARCHITECTURES[args.size].mel if args.size else MelConfig(
         x_res=args.x_res, y_res=args.y_res, sample_rate=args.sample_rate, hop_length=args.hop_length,
         n_fft=args.n_fft)
+    grid = None
+    if args.grid:
+        if config.x_res % (args.beats_per_bar * args.frames_per_beat):
+            raise ValueError(f"--grid: {config.x_res} frames are not whole bars of {args.beats_per_bar} beats x "
+                             f"{args.frames_per_beat} frames")
+        grid = Grid(beats_per_bar=args.beats_per_bar, bars=config.x_res // (args.beats_per_bar * args.frames_per_beat),
+                    frames_per_beat=args.frames_per_beat)
     progress, tick = _progress(len(find_audio(args.audio_dir)), "audio files")
     with progress:
-        report = run_prepare(args.audio_dir, args.data_dir, config, on_file=tick, log=progress.console.print)
-    print(f"{args.data_dir}: {report.slices} slices from {report.files} file(s); {report.silent} silent slice(s) "
-          f"and {len(report.skipped)} unreadable file(s) skipped")
+        report = run_prepare(args.audio_dir, args.data_dir, config, grid=grid, expected_bpm=args.expected_bpm,
+                             on_file=tick, log=progress.console.print)
+    what = f"{grid.bars}-bar windows" if grid else "slices"
+    print(f"{args.data_dir}: {report.slices} {what} from {report.files} file(s); {report.silent} silent, "
+          f"{report.unsure} with an unsure beat and {len(report.skipped)} unreadable file(s) skipped")
     return 0
 
 
@@ -91,7 +102,9 @@ def main(argv=None) -> int:
 
     c = commands.add_parser("corpus", help="render the demo corpus from Debian's instrument packages")
     c.add_argument("out", type=Path, help="output folder (one sub-folder per genre)")
-    c.add_argument("--clips", type=int, default=400, help="clips per genre (12 s each; default 400)")
+    c.add_argument("--clips", type=int, default=400, help="clips per genre (default 400)")
+    c.add_argument("--seconds", type=float, default=12.0,
+                   help="length of a clip (default 12; grid data wants several 4-bar windows a clip, e.g. 24)")
     c.add_argument("--genres", help="comma-separated subset of techno,house,hiphop,breaks")
     c.add_argument("--seed", type=int, default=0)
 
@@ -104,6 +117,12 @@ def main(argv=None) -> int:
     p.add_argument("--sample-rate", type=int, default=22050)
     p.add_argument("--hop-length", type=int, default=512)
     p.add_argument("--n-fft", type=int, default=2048)
+    p.add_argument("--grid", action="store_true",
+                   help="windows of whole bars from a downbeat, a fixed number of frames a beat (a grid model's data)")
+    p.add_argument("--frames-per-beat", type=int, default=16, help="with --grid (default 16: 4 bars in 256 frames)")
+    p.add_argument("--beats-per-bar", type=int, default=4, help="with --grid")
+    p.add_argument("--expected-bpm", type=float, default=120.0,
+                   help="with --grid: the beat tracker's likely tempo for files without a sidecar tempo")
 
     t = commands.add_parser("train", help="train a model (also under accelerate launch)")
     t.add_argument("data_dir", type=Path, help="a data set made by prepare")

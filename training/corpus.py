@@ -241,16 +241,16 @@ def _hits(pattern: str) -> list[tuple[int, float]]:
 
 
 def render_clip(genre: Genre, kits: dict[str, Kit], palette: dict[int, np.ndarray],
-                rng: np.random.Generator) -> tuple[np.ndarray, dict]:
-    """One clip of CLIP_SECONDS: drums, bass and chords; returns audio and its description."""
+                rng: np.random.Generator, seconds: float = CLIP_SECONDS) -> tuple[np.ndarray, dict]:
+    """One clip of ``seconds``, bar 1 at t = 0: drums, bass and chords; returns audio and its description."""
     bpm = float(rng.uniform(*genre.bpm))
     swing = float(rng.uniform(*genre.swing))
     usable = [k for k in genre.kits if k in kits] or sorted(kits)
     kit = kits[usable[rng.integers(len(usable))]]
     root = int(rng.integers(36, 48))  # bass register, E2..B2 roughly
     sixteenth = 60.0 / bpm / 4
-    bars = int(np.ceil(CLIP_SECONDS / (16 * sixteenth)))
-    mix = np.zeros(int(CLIP_SECONDS * RATE) + RATE, np.float32)
+    bars = int(np.ceil(seconds / (16 * sixteenth)))
+    mix = np.zeros(int(seconds * RATE) + RATE, np.float32)
 
     def when(bar, step):
         swung = step + ((swing - 0.5) * 2 if step % 2 else 0.0)
@@ -284,18 +284,19 @@ def render_clip(genre: Genre, kits: dict[str, Kit], palette: dict[int, np.ndarra
                 _place(mix, palette[chord_program][min(note, PALETTE_HIGH) - PALETTE_LOW], when(bar, step),
                        genre.levels.get("chord", 0.3) * velocity * rng.uniform(0.8, 1.0) / len(chord) * 2,
                        length=genre.chord_length * sixteenth)
-    mix = mix[: int(CLIP_SECONDS * RATE)]
+    mix = mix[: int(seconds * RATE)]
     mix /= max(np.abs(mix).max(), 1e-6) / 0.89
     return mix, {"genre": genre.name, "bpm": round(bpm, 3), "swing": round(swing, 3), "kit": kit.name,
                  "root": root, "bass_program": int(bass_program), "chord_program": int(chord_program),
-                 "bars": bars, "seconds": CLIP_SECONDS}
+                 "bars": bars, "seconds": seconds}
 
 
 def build_corpus(out: Path, *, clips_per_genre: int = 400, genres: list[str] | None = None, seed: int = 0,
-                 on_clip=None, palette_cache: Path | None = None) -> int:
+                 on_clip=None, palette_cache: Path | None = None, seconds: float = CLIP_SECONDS) -> int:
     """Write the corpus to ``out``; clips already there are kept (resumable). Returns clips written.
 
     The rendered note palette is cached in ``palette_cache`` (default ``out/.palette.npz``).
+    Clips are ``seconds`` long; a corpus started with another length is refused.
     """
     import soundfile
 
@@ -303,6 +304,10 @@ def build_corpus(out: Path, *, clips_per_genre: int = 400, genres: list[str] | N
     unknown = [g for g in names if g not in GENRES]
     if unknown:
         raise CorpusError(f"unknown genre(s) {unknown}; choose from {list(GENRES)}")
+    for sidecar in sorted(Path(out).glob("*/*.json"))[:1]:
+        started = json.loads(sidecar.read_text()).get("seconds")
+        if started != seconds:
+            raise CorpusError(f"{out}: started with {started} s clips ({sidecar.name}), not {seconds}; use a new folder")
     kits = load_kits()
     programs = sorted({p for g in names for p in (*GENRES[g].bass_program, *GENRES[g].chord_program)})
     palette = render_palette(programs, palette_cache or out / ".palette.npz")
@@ -314,7 +319,7 @@ def build_corpus(out: Path, *, clips_per_genre: int = 400, genres: list[str] | N
             path = folder / f"{name}_{clip:04d}.flac"
             if not path.exists():
                 rng = np.random.default_rng([seed, list(GENRES).index(name), clip])
-                audio, meta = render_clip(GENRES[name], kits, palette, rng)
+                audio, meta = render_clip(GENRES[name], kits, palette, rng, seconds)
                 partial = path.with_suffix(".part.flac")
                 soundfile.write(partial, audio, RATE, subtype="PCM_16")
                 path.with_suffix(".json").write_text(json.dumps({**meta, "seed": seed, "clip": clip}) + "\n")

@@ -7,6 +7,11 @@ one row: ``image`` (the uint8 spectrogram, as teticio's data sets store it),
 folder, as a class label). Silent slices are skipped. A file that cannot be
 read is reported by name and skipped.
 
+With a ``grid`` (``--grid``), each row is instead a window of whole bars
+from a downbeat at a fixed number of frames a beat (``gridprep``): ``slice``
+numbers the windows, and ``start`` and ``bpm`` say where each lies. Windows
+whose beat is unsure are skipped and counted.
+
 Resumable: finished files are recorded in ``DATA_DIR/.prepare/`` with their
 images, so a second run only reads what is new, then writes the data set.
 """
@@ -21,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from livegen.audio import MelCodec, MelConfig
+from livegen.loops.grid import Grid
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".m4a"}
 SILENCE_DBFS = -60.0
@@ -31,6 +37,7 @@ class PrepareReport:
     files: int = 0
     slices: int = 0
     silent: int = 0
+    unsure: int = 0  # grid windows skipped: their beat was not sure
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why)
 
 
@@ -76,17 +83,26 @@ def _is_silent(audio_slice: np.ndarray) -> bool:
     return rms < 10 ** (SILENCE_DBFS / 20)
 
 
-def prepare(audio_dir: Path, data_dir: Path, config: MelConfig, *, on_file=None, log=print) -> PrepareReport:
-    """Build (or finish building) the data set; returns what was done."""
+def prepare(audio_dir: Path, data_dir: Path, config: MelConfig, *, grid: Grid | None = None,
+            expected_bpm: float = 120.0, on_file=None, log=print) -> PrepareReport:
+    """Build (or finish building) the data set; returns what was done. ``grid``: a grid data set
+    (``expected_bpm``: the beat tracker's prior for files with no sidecar tempo)."""
     audio_dir, data_dir = Path(audio_dir), Path(data_dir)
     if not audio_dir.is_dir():
         raise FileNotFoundError(f"{audio_dir}: no such folder")
+    if grid is not None and grid.frames != config.x_res:
+        raise ValueError(f"a grid of {grid.bars} bars x {grid.beats_per_bar} beats x {grid.frames_per_beat} frames "
+                         f"is {grid.frames} frames wide, the mel images {config.x_res}")
     work = data_dir / ".prepare"
     work.mkdir(parents=True, exist_ok=True)
-    config_path = work / "mel_config.json"
+    config_path, grid_path = work / "mel_config.json", work / "grid.json"
     if config_path.exists() and MelConfig.load(config_path) != config:
         raise ValueError(f"{config_path}: this data set was started with other mel settings; use a new DATA_DIR")
+    if config_path.exists() and data_grid(data_dir) != grid:
+        raise ValueError(f"{grid_path}: this data set was started with another grid (or none); use a new DATA_DIR")
     config.save(work)
+    if grid is not None:
+        grid_path.write_text(json.dumps(grid.to_dict()) + "\n")
     (work / "source.json").write_text(json.dumps({"audio_dir": str(audio_dir.resolve())}) + "\n")
     manifest_path = work / "done.jsonl"
     done = {}
@@ -101,15 +117,18 @@ def prepare(audio_dir: Path, data_dir: Path, config: MelConfig, *, on_file=None,
         for number, path in enumerate(files):
             key = str(path.relative_to(audio_dir))
             if key not in done:
-                entry = {"file": key, "genre": genre_of(path, audio_dir), "chunk": None, "silent": 0}
+                entry = {"file": key, "genre": genre_of(path, audio_dir), "chunk": None, "silent": 0, "unsure": 0}
                 try:
-                    slices = codec.slices(read_audio(path, config.sample_rate))
-                    keep = [s for s in slices if not _is_silent(s)]
-                    entry["silent"] = len(slices) - len(keep)
-                    if keep:
+                    audio = read_audio(path, config.sample_rate)
+                    if grid is None:
+                        pieces = _slices(codec, audio)
+                    else:
+                        pieces = _windows(path, audio, codec, grid, expected_bpm)
+                        entry["unsure"] = pieces.pop("unsure")
+                    entry["silent"] = pieces.pop("silent")
+                    if len(pieces["images"]):
                         chunk = work / f"{number:06d}.npz"
-                        np.savez_compressed(chunk, images=np.stack([codec.audio_to_image(s) for s in keep]),
-                                            slices=np.array([i for i, s in enumerate(slices) if not _is_silent(s)]))
+                        np.savez_compressed(chunk, **pieces)
                         entry["chunk"] = chunk.name
                 except (ValueError, OSError) as err:
                     entry["error"] = str(err)
@@ -123,28 +142,63 @@ def prepare(audio_dir: Path, data_dir: Path, config: MelConfig, *, on_file=None,
             else:
                 report.files += 1
                 report.silent += entry["silent"]
+                report.unsure += entry.get("unsure", 0)
             if on_file is not None:
                 on_file()
-    report.slices = _write_dataset(data_dir, work, [done[str(p.relative_to(audio_dir))] for p in files])
+    report.slices = _write_dataset(data_dir, work, [done[str(p.relative_to(audio_dir))] for p in files],
+                                   config)
     return report
 
 
-def _write_dataset(data_dir: Path, work: Path, entries: list[dict]) -> int:
+def _slices(codec: MelCodec, audio: np.ndarray) -> dict:
+    """The file's whole slices that are not silent: images, slice numbers, start seconds."""
+    slices = codec.slices(audio)
+    keep = [i for i, s in enumerate(slices) if not _is_silent(s)]
+    images = np.stack([codec.audio_to_image(slices[i]) for i in keep]) if keep else np.zeros((0, 1, 1), np.uint8)
+    starts = np.array(keep, dtype=np.float64) * codec.config.slice_size / codec.config.sample_rate
+    return {"images": images, "slices": np.array(keep, dtype=np.int64), "starts": starts,
+            "bpms": np.full(len(keep), np.nan), "silent": len(slices) - len(keep)}
+
+
+def _windows(path: Path, audio: np.ndarray, codec: MelCodec, grid: Grid, expected_bpm: float) -> dict:
+    """The file's grid windows that are sure and not silent: images, window numbers, starts, tempi."""
+    from .gridprep import file_windows, grid_image
+
+    rate = codec.config.sample_rate
+    windows, unsure = file_windows(path, audio, rate, grid, expected_bpm)
+    keep = [i for i, w in enumerate(windows)
+            if not _is_silent(audio[int(w.start * rate):int((w.start + w.beat * grid.bars * grid.beats_per_bar) * rate)])]
+    images = np.stack([grid_image(audio, codec, grid, windows[i]) for i in keep]) if keep else \
+        np.zeros((0, 1, 1), np.uint8)
+    return {"images": images, "slices": np.array(keep, dtype=np.int64),
+            "starts": np.array([windows[i].start for i in keep]), "bpms": np.array([60.0 / windows[i].beat for i in keep]),
+            "silent": len(windows) - len(keep), "unsure": unsure}
+
+
+def _write_dataset(data_dir: Path, work: Path, entries: list[dict], config: MelConfig) -> int:
     from datasets import ClassLabel, Dataset, Features, Image, Value
     from PIL import Image as PILImage
 
     genres = sorted({e["genre"] for e in entries if e.get("chunk")})
+    if not genres:
+        raise ValueError(f"{data_dir}: no usable slices: every file was unreadable, silent or without a sure beat "
+                         "(what was found is kept in .prepare/)")
     features = Features({"image": Image(), "audio_file": Value("string"), "slice": Value("int32"),
-                         "genre": ClassLabel(names=genres or ["unlabelled"])})
+                         "genre": ClassLabel(names=genres or ["unlabelled"]), "start": Value("float64"),
+                         "bpm": Value("float64")})
 
     def rows():
         for entry in entries:
             if not entry.get("chunk"):
                 continue
             with np.load(work / entry["chunk"]) as data:
-                for image, index in zip(data["images"], data["slices"]):
+                # chunks written before starts were recorded hold whole slices
+                starts = data["starts"] if "starts" in data.files else \
+                    data["slices"] * config.slice_size / config.sample_rate
+                bpms = data["bpms"] if "bpms" in data.files else np.full(len(starts), np.nan)
+                for image, index, start, bpm in zip(data["images"], data["slices"], starts, bpms):
                     yield {"image": PILImage.fromarray(image), "audio_file": entry["file"], "slice": int(index),
-                           "genre": entry["genre"]}
+                           "genre": entry["genre"], "start": float(start), "bpm": float(bpm)}
 
     dataset = Dataset.from_generator(rows, features=features)
     dataset.save_to_disk(str(data_dir / "dataset"))
@@ -164,7 +218,10 @@ class Split:
     labels: np.ndarray  # int64 (N,)
     genres: list[str]
     files: list[str]  # audio file, relative to the audio folder
-    slices: list[int]  # slice index within its file
+    slices: list[int]  # slice (or grid window) index within its file
+    starts: list[float]  # seconds into its file
+    bpms: list[float]  # a grid window's tempo (NaN for whole slices)
+    grid: Grid | None  # the grid its images are on, if any
 
 
 def load_split(data_dir: Path, split: str = "all") -> Split:
@@ -190,14 +247,26 @@ def load_split(data_dir: Path, split: str = "all") -> Split:
     subset = dataset.select(rows).with_format("numpy")
     images = np.stack([np.asarray(i) for i in subset["image"]]).astype(np.uint8) if len(subset) else \
         np.zeros((0, 0, 0), np.uint8)
+    slices = [int(i) for i in subset["slice"]]
+    if "start" in dataset.features:
+        starts, bpms = [float(t) for t in subset["start"]], [float(b) for b in subset["bpm"]]
+    else:  # prepared before starts were recorded: whole slices
+        config = MelConfig.load(Path(data_dir) / ".prepare" / "mel_config.json")
+        starts, bpms = [i * config.slice_size / config.sample_rate for i in slices], [float("nan")] * len(slices)
     return Split(images, np.asarray(subset["genre"], dtype=np.int64), dataset.features["genre"].names,
-                 [str(f) for f in subset["audio_file"]], [int(i) for i in subset["slice"]])
+                 [str(f) for f in subset["audio_file"]], slices, starts, bpms, data_grid(data_dir))
 
 
 def load_images(data_dir: Path, split: str = "all"):
     """(uint8 images (N, H, W), genre labels (N,), genre names) of a prepared data set (see ``load_split``)."""
     rows = load_split(data_dir, split)
     return rows.images, rows.labels, rows.genres
+
+
+def data_grid(data_dir: Path) -> Grid | None:
+    """The grid a data set was prepared on (``prepare --grid``), or None for whole slices."""
+    record = Path(data_dir) / ".prepare" / "grid.json"
+    return Grid.from_dict(json.loads(record.read_text())) if record.is_file() else None
 
 
 def audio_source(data_dir: Path) -> Path | None:

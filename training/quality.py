@@ -173,7 +173,7 @@ def live_loops(model, images_or_none, *, label: int | None, seeds: list[int], st
                      class_labels=None if label is None else [label] * len(seeds))
         images = decode_images(model, x)
     loops = loops_from_images(list(images), model.mel, bpm=bpm, device=model.device, n_iter=LIVE_ITERATIONS,
-                              bar_choices=bar_choices(bars))
+                              bar_choices=bar_choices(bars), grid=model.grid)
     return images, loops
 
 
@@ -188,6 +188,9 @@ def measure_quality(model, data_dir: Path, *, count: int = 8, steps: int, sample
     from .prepare import audio_source, load_split
 
     rows = load_split(data_dir, "heldout")
+    if rows.grid != model.grid:
+        raise ValueError(f"{data_dir}: the data set's grid ({rows.grid}) is not the model's ({model.grid}); "
+                         "the ceiling must be drawn the way the model draws")
     corpus_dir = corpus_dir or audio_source(data_dir)
     rng = np.random.default_rng(seed)
     genres = model.class_names if model.is_class_conditional else ["all"]
@@ -218,7 +221,7 @@ def measure_quality(model, data_dir: Path, *, count: int = 8, steps: int, sample
             if not isinstance(loop, LoopError):
                 ceiling.append(Example(f"ceiling, {name}", rows.images[row], loop.audio, loop.sample_rate,
                                        loop_figures(loop.audio, loop.sample_rate)))
-            original = _original_slice(corpus_dir, rows.files[row], rows.slices[row], model.mel)
+            original = _original_audio(corpus_dir, rows, row, model.mel)
             if original is not None:
                 corpus.append(loop_figures(original, model.mel.sample_rate))
         quality = GenreQuality(
@@ -233,15 +236,20 @@ def measure_quality(model, data_dir: Path, *, count: int = 8, steps: int, sample
     return result
 
 
-def _original_slice(corpus_dir: Path | None, audio_file: str, index: int, mel) -> np.ndarray | None:
-    from livegen.audio import MelCodec
-
+def _original_audio(corpus_dir: Path | None, rows, row: int, mel) -> np.ndarray | None:
+    """The original audio of a data set's row (a whole slice, or a grid window), if the file is there."""
     from .prepare import read_audio
 
-    if corpus_dir is None or not (Path(corpus_dir) / audio_file).is_file():
+    path = Path(corpus_dir) / rows.files[row] if corpus_dir is not None else None
+    if path is None or not path.is_file():
         return None
-    slices = MelCodec(mel).slices(read_audio(Path(corpus_dir) / audio_file, mel.sample_rate))
-    return slices[index] if index < len(slices) else None
+    if rows.grid is not None:
+        seconds = rows.grid.bars * rows.grid.beats_per_bar * 60.0 / rows.bpms[row]
+    else:
+        seconds = mel.slice_size / mel.sample_rate
+    start = int(round(rows.starts[row] * mel.sample_rate))
+    audio = read_audio(path, mel.sample_rate)[start:start + int(round(seconds * mel.sample_rate))]
+    return audio if len(audio) else None
 
 
 def quality_table(quality: dict[str, GenreQuality]) -> tuple[list[str], list[list[str]]]:

@@ -84,7 +84,7 @@ def train(data_dir: Path, model_dir: Path, settings: TrainSettings, log=print) -
 
     from livegen.diffusion.architectures import ARCHITECTURES, new_model
 
-    from .prepare import load_images
+    from .prepare import data_grid, load_images
 
     model_dir = Path(model_dir)
     accelerator = Accelerator(mixed_precision=settings.mixed_precision,
@@ -96,6 +96,9 @@ def train(data_dir: Path, model_dir: Path, settings: TrainSettings, log=print) -
         raise ValueError(f"{data_dir}: images are {images.shape[1]}x{images.shape[2]}, size {settings.size!r} "
                          f"wants {arch.mel.y_res}x{arch.mel.x_res} (prepare with --size {settings.size})")
     model = new_model(arch, class_names=genres if settings.class_conditional else None, seed=settings.seed)
+    grid = data_grid(data_dir)
+    if grid is not None:  # its images are whole bars from the downbeat: the loop prep needs no beat finding
+        model.extra["grid"] = grid.to_dict()
     if settings.init:
         _load_initial_weights(model, Path(settings.init))
     unet, noise_schedule = model.unet.train(), model.scheduler

@@ -119,6 +119,13 @@ class MelCodec:
             y=np.asarray(audio_slice), sr=cfg.sample_rate, n_fft=cfg.n_fft,
             hop_length=cfg.hop_length, n_mels=cfg.y_res,
         )
+        return self.mel_power_to_image(power)
+
+    def mel_power_to_image(self, power: np.ndarray) -> np.ndarray:
+        """Mel power (y_res, frames) -> uint8 image: dB below its loudest cell, ``top_db`` deep."""
+        import librosa
+
+        cfg = self.config
         db = librosa.power_to_db(power, ref=np.max, top_db=cfg.top_db)
         return (((db + cfg.top_db) * 255 / cfg.top_db).clip(0, 255) + 0.5).astype(np.uint8)
 

@@ -112,6 +112,13 @@ class LoopModel:
         return torch.contiguous_format
 
     @property
+    def grid(self):
+        """The ``Grid`` its images are drawn on (``livegen.json`` "grid"), or None: its loops' beat is found."""
+        from ..loops.grid import Grid
+
+        return Grid.from_dict(self.extra["grid"]) if "grid" in self.extra else None
+
+    @property
     def is_class_conditional(self) -> bool:
         return bool(self.unet.config.num_class_embeds)
 
@@ -355,3 +362,11 @@ def _check_shapes(model: LoopModel) -> None:
     elif channels != model.vqvae.config.latent_channels:
         raise CheckpointError(f"{model.path}: unet in_channels {channels} != vqvae latent_channels "
                               f"{model.vqvae.config.latent_channels}")
+    try:
+        grid = model.grid
+    except ValueError as err:
+        raise CheckpointError(f"{model.path / EXTRA_NAME}: {err}") from None
+    if grid is not None and grid.frames != model.mel.x_res:
+        raise CheckpointError(f"{model.path / EXTRA_NAME}: grid of {grid.bars} bars x {grid.beats_per_bar} beats x "
+                              f"{grid.frames_per_beat} frames is {grid.frames} frames, but the images are "
+                              f"{model.mel.x_res} wide (mel_config.json x_res)")

@@ -279,7 +279,8 @@ class Worker:
         from ..loops.fromimage import LIVE_ITERATIONS
 
         return loops_from_images(images, model.mel, bpm=bpm, out_rate=self.config.sample_rate, device=model.device,
-                                 n_iter=LIVE_ITERATIONS, bar_choices=bar_choices(max_bars), pool=self.pool)
+                                 n_iter=LIVE_ITERATIONS, bar_choices=bar_choices(max_bars), pool=self.pool,
+                                 grid=model.grid)
 
     def _finish(self, request: LoopRequest, loop, work: float, width: int) -> None:
         from ..loops import LoopError

@@ -24,7 +24,9 @@ from typing import Sequence
 import numpy as np
 
 from .beats import track_beats
-from .prep import BeatGrid, Cut, Loop, LoopError, finish_loop, fit_grid, plan_cut, refine_grid, resample
+from .grid import DEFAULT_BPM, Grid, grid_cut
+from .prep import (BAR_LENGTHS, BeatGrid, Cut, Loop, LoopError, finish_loop, fit_grid, plan_cut, refine_grid,
+                   resample)
 
 # Griffin-Lim iterations for the live worker: half the codec's 32, for half the time. Spectral
 # convergence of 2-bar loops at 128 BPM (lower is better; bench/pipeline.py prints it): 62 generated
@@ -87,39 +89,52 @@ def frame_count(cut: Cut, config, seam_seconds: float, context: int = CONTEXT_FR
     return int(math.ceil((body + margin) / config.hop_length)) + 2 * context + 1
 
 
-def stretch_frames(mel_power, cut: Cut, hop: int, frames: int, context: int = CONTEXT_FRAMES):
+def stretch_frames(mel_power, cut: Cut, hop: int, frames: int, context: int = CONTEXT_FRAMES, wrap: bool = False):
     """(mels, source frames) mel power -> (mels, ``frames``) with the piece at the target tempo.
 
     Inverted at ``hop``, output sample ``context * hop`` is source sample
     ``cut.lo`` and each output second covers ``cut.factor`` source seconds.
-    Beyond the image's edges the edge frame is repeated (context only).
+    Beyond the image's edges the edge frame is repeated, or with ``wrap`` the
+    image goes round (a grid image: its first frame follows its last).
     """
     import torch
 
-    last = mel_power.shape[-1] - 1
+    count = mel_power.shape[-1]
     positions = cut.lo / hop + (torch.arange(frames, dtype=torch.float64) - context) * cut.factor
-    positions = positions.clamp(0, last)
-    below = positions.floor().long().clamp(max=last - 1)
+    if wrap:
+        positions = positions % count
+        below = positions.floor().long() % count
+        above = (below + 1) % count
+    else:
+        positions = positions.clamp(0, count - 1)
+        below = positions.floor().long().clamp(max=count - 2)
+        above = below + 1
     frac = (positions - below).float()
-    return mel_power[:, below] * (1 - frac) + mel_power[:, below + 1] * frac
+    return mel_power[:, below] * (1 - frac) + mel_power[:, above] * frac
 
 
 def plan_loop(image, config, bpm: float | None, tempo_hint: float | None, out_rate: int, seam_seconds: float,
-              options: dict) -> tuple[Cut, np.ndarray] | LoopError:
-    """Stage 1, per image, on the CPU: beat grid, cut, and the piece's mel power at the target tempo
-    (mels, ``frame_count`` frames); or the LoopError that says why there is no loop in it."""
+              options: dict, grid: Grid | None = None) -> tuple[Cut, np.ndarray] | LoopError:
+    """Stage 1, per image, on the CPU: beat grid (found, or the model's ``grid``), cut, and the piece's mel
+    power at the target tempo (mels, ``frame_count`` frames); or the LoopError that says why there is no
+    loop in it."""
     from ..audio import MelCodec
 
     try:
         image = check_image(image, config)
-        grid = image_beat_grid(image, config, expected_bpm=bpm or tempo_hint or 120.0)
-        length = (image.shape[1] - 1) * config.hop_length  # what inverting the whole image gives
-        cut = plan_cut(length, config.sample_rate, grid, bpm=bpm, tempo_hint=tempo_hint, out_rate=out_rate,
-                       seam_seconds=seam_seconds, **options)
+        if grid is not None:
+            cut = grid_cut(grid, image.shape[1], config, bpm=bpm or tempo_hint or DEFAULT_BPM, out_rate=out_rate,
+                           bar_choices=options.get("bar_choices", BAR_LENGTHS), seam_seconds=seam_seconds)
+        else:
+            beats = image_beat_grid(image, config, expected_bpm=bpm or tempo_hint or 120.0)
+            length = (image.shape[1] - 1) * config.hop_length  # what inverting the whole image gives
+            cut = plan_cut(length, config.sample_rate, beats, bpm=bpm, tempo_hint=tempo_hint, out_rate=out_rate,
+                           seam_seconds=seam_seconds, **options)
     except LoopError as err:
         return err
     frames = frame_count(cut, config, seam_seconds)
-    power = stretch_frames(MelCodec(config).image_to_mel_power(image), cut, config.hop_length, frames)
+    power = stretch_frames(MelCodec(config).image_to_mel_power(image), cut, config.hop_length, frames,
+                           wrap=grid is not None)
     return cut, power.numpy()
 
 
@@ -136,7 +151,8 @@ def finish_clip(clip: np.ndarray, cut: Cut, sample_rate: int, start: int) -> Loo
 def loops_from_images(images: Sequence, config, *, bpm: float | None = None, tempo_hint: float | None = None,
                       out_rate: int | None = None,
                       device=None, n_iter: int | None = None, seed: int = 0, seam_seconds: float = 0.01,
-                      timings: dict[str, float] | None = None, pool=None, **options) -> list[Loop | LoopError]:
+                      timings: dict[str, float] | None = None, pool=None, grid: Grid | None = None,
+                      **options) -> list[Loop | LoopError]:
     """One ``Loop`` (or the ``LoopError`` that says why not) per spectrogram image, in order.
 
     Loops are exactly ``bars * beats_per_bar * 60 / bpm`` seconds at
@@ -149,7 +165,9 @@ def loops_from_images(images: Sequence, config, *, bpm: float | None = None, tem
     when given, gets the seconds of each stage added: "grid" (beat grid, cut,
     stretched frames), "griffin-lim", "finish" (resample, seam). ``pool``: an
     executor (``concurrent.futures``) that runs the per-image CPU stages (all
-    but Griffin-Lim) in parallel; the loops come out the same.
+    but Griffin-Lim) in parallel; the loops come out the same. ``grid``: the
+    images are a grid model's (``grid.py``): whole bars from frame 0, no beat
+    finding; without ``bpm`` they play at ``tempo_hint``, else 120 BPM.
     """
     import torch
 
@@ -164,7 +182,7 @@ def loops_from_images(images: Sequence, config, *, bpm: float | None = None, tem
     count = len(images)
     clock = _Clock(timings)
     planned = list(each(plan_loop, images, *_repeat(count, config, bpm, tempo_hint, out_rate, seam_seconds,
-                                                     options)))
+                                                     options, grid)))
     results: list[Loop | LoopError | None] = [p if isinstance(p, LoopError) else None for p in planned]
     groups: dict[int, list[int]] = {}  # frames -> the images whose pieces have that many
     for i, plan in enumerate(planned):

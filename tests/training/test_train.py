@@ -79,3 +79,36 @@ def test_eval_reports_all_figures(data_dir, tmp_path):
     assert np.isfinite([report.frechet_generated, report.frechet_real_halves, report.frechet_untrained]).all()
     assert set(report.fidelity) == {2, 5} and report.fidelity[5] < report.fidelity[2]
     assert "Frechet distance" in report.table() and "transient sharpness" in report.table()
+
+
+def test_a_model_trained_on_grid_data_declares_its_grid_and_is_evaluated_on_it(tmp_path):
+    import json
+
+    from livegen.loops.grid import Grid
+    from training.eval import evaluate
+
+    grid = Grid(beats_per_bar=4, bars=1, frames_per_beat=16)  # micro's 64 frames
+    root = tmp_path / "audio" / "techno"
+    root.mkdir(parents=True)
+    for i in range(12):
+        soundfile.write(root / f"{i}.wav", drum_pattern(150, 8.0, offset=0.0, seed=i), 22050)  # 5 bars
+        (root / f"{i}.json").write_text(json.dumps({"bpm": 150}))
+    prepare(tmp_path / "audio", tmp_path / "data", ARCHITECTURES["micro"].mel, grid=grid, log=lambda m: None)
+    train(tmp_path / "data", tmp_path / "m", TrainSettings(size="micro", batch_size=4, max_steps=2, warmup_steps=1),
+          log=lambda m: None)
+    model = load_model(tmp_path / "m", "cpu")
+    assert model.grid == grid
+    report = evaluate(tmp_path / "m", tmp_path / "data", count=4, steps=2, fidelity_steps=(), loops_per_genre=2,
+                      bpm=140)
+    quality = report.quality["all"]
+    # a grid model's slices all become loops (no beat is looked for), and so do the held-out windows
+    assert quality.loops == 2 and quality.dropped == 0
+    assert quality.ceiling["steadiness"] > 0.4 and quality.corpus["steadiness"] > 0.4
+    with pytest.raises(ValueError, match="grid"):  # a ceiling drawn another way than the model's is refused
+        evaluate(tmp_path / "m", data_dir_without_grid(tmp_path), count=4, steps=2, fidelity_steps=(),
+                 loops_per_genre=1)
+
+
+def data_dir_without_grid(tmp_path):
+    prepare(tmp_path / "audio", tmp_path / "plain", ARCHITECTURES["micro"].mel, log=lambda m: None)
+    return tmp_path / "plain"
