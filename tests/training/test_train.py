@@ -112,3 +112,38 @@ def test_a_model_trained_on_grid_data_declares_its_grid_and_is_evaluated_on_it(t
 def data_dir_without_grid(tmp_path):
     prepare(tmp_path / "audio", tmp_path / "plain", ARCHITECTURES["micro"].mel, log=lambda m: None)
     return tmp_path / "plain"
+
+
+def test_min_snr_weighting_leaves_noisy_steps_alone_and_damps_clean_ones():
+    import torch
+    from diffusers import DDPMScheduler
+
+    from training.train import _noise_loss
+
+    schedule = DDPMScheduler(num_train_timesteps=1000)
+    prediction, noise = torch.zeros(2, 1, 4, 4), torch.ones(2, 1, 4, 4)  # squared error 1 everywhere
+    t = torch.tensor([999, 5])  # SNR about 4e-5 (weight 1) and about 1000 (weight 5/1000)
+    assert _noise_loss(prediction, noise, t, schedule, None).item() == pytest.approx(1.0)
+    snr = schedule.alphas_cumprod[5] / (1 - schedule.alphas_cumprod[5])
+    assert _noise_loss(prediction, noise, t, schedule, 5.0).item() == pytest.approx((1 + 5 / snr.item()) / 2, rel=1e-5)
+
+
+def test_training_can_start_from_a_saved_model(data_dir, tmp_path):
+    start = tmp_path / "start"
+    train(data_dir, start, TrainSettings(size="micro", class_conditional=True, batch_size=4, max_steps=2,
+                                         warmup_steps=1), log=lambda m: None)
+    settings = TrainSettings(size="micro", class_conditional=True, batch_size=4, max_steps=1, warmup_steps=1,
+                             lr=1e-9, init=str(start))
+    train(data_dir, tmp_path / "warm", settings, log=lambda m: None)
+    source, warm = load_model(start, "cpu"), load_model(tmp_path / "warm", "cpu")
+    for (name, a), b in zip(source.unet.state_dict().items(), warm.unet.state_dict().values()):
+        assert torch_allclose(a, b), name  # one step at a vanishing rate: the weights it started from
+    unconditional = TrainSettings(size="micro", batch_size=4, max_steps=1, init=str(start))
+    with pytest.raises(ValueError, match="labels"):
+        train(data_dir, tmp_path / "wrong", unconditional, log=lambda m: None)
+
+
+def torch_allclose(a, b) -> bool:
+    import torch
+
+    return bool(torch.allclose(a.float(), b.float(), atol=1e-5))
