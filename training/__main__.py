@@ -77,6 +77,7 @@ def evaluate(args) -> int:
                       bpm=args.bpm, corpus_dir=args.corpus, log=print)
     print(report.table())
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         write_report(report, args.json)
     if args.report:
         print(f"listening page: {write_listening_page(report, args.report)}")
