@@ -77,10 +77,10 @@ HEADERS = ["model", "steps", "batch", "compile", "prep processes", "canvas", "wo
 
 
 def presets_for(model: str, steps: int | None, folder: Path) -> dict[str, GenrePreset]:
-    """The shipped genre presets ("default": the default model; "grid": the grid model's "-grid" presets),
-    or one genre on a random model of a named size."""
-    if model in ("default", "grid"):
-        presets = {name: load_genre(name if model == "default" else f"{name}-grid") for name in GENRES}
+    """The shipped genre presets ("default": the default model; "fast": the one-step student's "-fast"
+    presets), or one genre on a random model of a named size."""
+    if model in ("default", "fast"):
+        presets = {name: load_genre(name if model == "default" else f"{name}-fast") for name in GENRES}
         if steps:
             presets = {name: GenrePreset(p.name, p.model, p.label, steps, p.sampler, p.bpm_range)
                        for name, p in presets.items()}
@@ -220,8 +220,8 @@ def main() -> int:
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--threads", type=int, default=1, help="the worker's torch threads (default 1)")
     parser.add_argument("--models", nargs="+", default=["default"],
-                        help="'default' (the shipped genre presets: the default model at their steps), 'grid' (the "
-                             "grid model's presets) or an "
+                        help="'default' (the shipped genre presets: the default model at their steps), 'fast' (the "
+                             "one-step student's presets) or an "
                              "architecture name with random weights (e.g. teticio: slices/s only)")
     parser.add_argument("--steps", type=int, help="sampling steps (default: the presets'; 10 for random models)")
     parser.add_argument("--batches", type=int, nargs="+", default=[4])

@@ -55,9 +55,9 @@ def test_genre_preset_by_name(genre_model_dir, tmp_path):
 
 
 def test_generate_draws_a_slice_wide_enough_for_four_bars(tmp_path):
-    # The shipped techno model's own slice (5.94 s) holds 2 bars at 128 BPM; the fitted canvas, 4.
+    # The shipped slice model's own slice (5.94 s) holds 2 bars at 128 BPM; the fitted canvas, 4.
     for canvas, bars in (("fit", 4), ("native", 2)):
-        result = run("generate", "--model", "techno", "--bpm", 128, "--count", 2, "--seed", 3, "--canvas", canvas,
+        result = run("generate", "--model", "techno-fast", "--bpm", 128, "--count", 2, "--seed", 3, "--canvas", canvas,
                      "--out", tmp_path / canvas)
         assert result.returncode == 0, result.stderr
         files = sorted((tmp_path / canvas).glob("*.wav"))

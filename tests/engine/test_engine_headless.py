@@ -88,10 +88,11 @@ def test_play_without_a_sound_card_says_so(tmp_path):
 
 
 def test_tempo_change_modes_cue_and_saving_the_playing_loop(tmp_path):
+    # The one-step student: a slice model, whose fitted canvas this test follows (the default is a grid model).
     # The worker runs as on a GPU machine: its UNet compiled (traced by dynamo; the "eager" backend skips
     # inductor's minute-long first build here), so every mode below goes through the compiled path's
     # fixed batch, and its loop prep in a process of its own.
-    settings = EngineSettings(genres=["techno"], bpm=128.0, depth=2, seed=21, quantise="beat", channels=4,
+    settings = EngineSettings(genres=["techno-fast"], bpm=128.0, depth=2, seed=21, quantise="beat", channels=4,
                               compile="eager", prep_processes=1)
     engine = Engine(settings, AudioFile(tmp_path / "set.wav", blocksize=512))
     engine.start()
@@ -111,7 +112,7 @@ def test_tempo_change_modes_cue_and_saving_the_playing_loop(tmp_path):
         # Save the playing loop to a crate, with where it came from.
         path = engine.save_playing(tmp_path / "crate")
         sidecar = json.loads(path.with_suffix(".json").read_text())
-        assert sidecar["genre"] == "techno" and sidecar["seed"] == first["seed"] and sidecar["bpm"] == 128.0
+        assert sidecar["genre"] == "techno-fast" and sidecar["seed"] == first["seed"] and sidecar["bpm"] == 128.0
         saved, rate = soundfile.read(path, dtype="float32")
         assert len(saved) == round(sidecar["bars"] * 4 * 60 / 128.0 * rate)
 
@@ -120,7 +121,7 @@ def test_tempo_change_modes_cue_and_saving_the_playing_loop(tmp_path):
         state = wait_for(lambda: (s := engine.snapshot())["bpm"] == 100.0 and s["playing"]["bpm"] == 100.0 and s,
                          60, "the set to reach 100 BPM", engine.snapshot)
         assert state["playing"]["seed"] == first["seed"]  # the same loop, slower
-        wait_for(lambda: engine.snapshot()["buffer"]["techno"] >= 1, 60, "a loop at the new tempo")
+        wait_for(lambda: engine.snapshot()["buffer"]["techno-fast"] >= 1, 60, "a loop at the new tempo")
 
         # Each mode makes a loop from the playing one and launches it on the beat.
         for mode in ("variation", "continuation", "morph"):

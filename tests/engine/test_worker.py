@@ -39,7 +39,7 @@ class RunningWorker:
         context = multiprocessing.get_context("spawn")
         down_recv, self.requests = context.Pipe(duplex=False)
         self.results, up_send = context.Pipe(duplex=False)
-        config = WorkerConfig(genres={"techno": load_genre("techno")}, bank_name=self.bank.name,
+        config = WorkerConfig(genres={"techno": load_genre("techno-fast")}, bank_name=self.bank.name,
                               bank_slots=self.bank.slots, bank_frames=self.bank.slot_frames, sample_rate=48000,
                               prep_processes=prep_processes)
         self.process = context.Process(target=worker_main, args=(config, down_recv, up_send))
