@@ -54,7 +54,8 @@ def main() -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     extra = {"presets_dir": args.presets} if args.presets else {}
-    settings = EngineSettings(genres=args.genre or ["techno"], bpm=args.bpm, auto_bars=args.auto_bars, seed=11,
+    # The one-step student by default: these sessions measure the engine, with the worker load they were tuned on.
+    settings = EngineSettings(genres=args.genre or ["techno-fast"], bpm=args.bpm, auto_bars=args.auto_bars, seed=11,
                               status_path=args.out / "status.jsonl", crossfade_ms=20.0, depth=3, blocksize=256,
                               gain=0.5, **extra)  # gain 0.5: the limiter never engages, so loops play bit-exact
     engine = Engine(settings, SoundCard(host_api="JACK", blocksize=256))
