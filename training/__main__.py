@@ -63,7 +63,7 @@ def train(args) -> int:
         lr=args.lr, warmup_steps=args.warmup_steps, max_steps=args.max_steps, minutes=args.minutes,
         ema_decay=args.ema_decay, mixed_precision=args.mixed_precision, save_every=args.save_every,
         sample_every=args.sample_every, sample_steps=args.sample_steps, seed=args.seed,
-        snr_gamma=args.snr_gamma, init=args.init)
+        snr_gamma=args.snr_gamma, noise_offset=args.noise_offset, init=args.init)
     run_train(args.data_dir, args.model_dir, settings)
     return 0
 
@@ -143,6 +143,9 @@ def main(argv=None) -> int:
     t.add_argument("--sample-steps", type=int, default=20)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--snr-gamma", type=float, help="min-SNR loss weighting, e.g. 5 (default: plain noise MSE)")
+    t.add_argument("--noise-offset", type=float, default=0.0,
+                   help="std of a per-image constant added to the training noise, e.g. 0.1: the model learns "
+                        "each loop's level instead of taking it from the starting noise (default 0)")
     t.add_argument("--init", help="start from this model dir's weights (same size and genres)")
 
     d = commands.add_parser("distill", help="a few-step student of a trained model (1, 2 or 4 DDIM steps)")

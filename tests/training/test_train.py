@@ -128,14 +128,29 @@ def test_min_snr_weighting_leaves_noisy_steps_alone_and_damps_clean_ones():
     assert _noise_loss(prediction, noise, t, schedule, 5.0).item() == pytest.approx((1 + 5 / snr.item()) / 2, rel=1e-5)
 
 
+def test_noise_offset_gives_each_image_its_own_level_and_leaves_the_pixels_standard():
+    import torch
+
+    from training.train import training_noise
+
+    clean = torch.zeros(4000, 1, 16, 64)
+    plain = training_noise(clean, 0.0, torch.Generator().manual_seed(0))
+    offset = training_noise(clean, 0.1, torch.Generator().manual_seed(0))
+    # an image's mean: spread 1/32 in plain noise (1024 pixels), about sqrt(0.1^2 + 1/32^2) with the offset
+    assert plain.mean(dim=(1, 2, 3)).std().item() == pytest.approx(1 / 32, rel=0.05)
+    assert offset.mean(dim=(1, 2, 3)).std().item() == pytest.approx((0.1 ** 2 + 1 / 32 ** 2) ** 0.5, rel=0.05)
+    assert offset[0].std().item() == pytest.approx(1.0, abs=0.06)  # within an image, still unit noise
+
+
 def test_training_can_start_from_a_saved_model(data_dir, tmp_path):
     start = tmp_path / "start"
     train(data_dir, start, TrainSettings(size="micro", class_conditional=True, batch_size=4, max_steps=2,
                                          warmup_steps=1), log=lambda m: None)
     settings = TrainSettings(size="micro", class_conditional=True, batch_size=4, max_steps=1, warmup_steps=1,
-                             lr=1e-9, init=str(start))
+                             lr=1e-9, init=str(start), noise_offset=0.1)
     train(data_dir, tmp_path / "warm", settings, log=lambda m: None)
     source, warm = load_model(start, "cpu"), load_model(tmp_path / "warm", "cpu")
+    assert warm.extra["training"]["settings"]["noise_offset"] == 0.1
     for (name, a), b in zip(source.unet.state_dict().items(), warm.unet.state_dict().values()):
         assert torch_allclose(a, b), name  # one step at a vanishing rate: the weights it started from
     unconditional = TrainSettings(size="micro", batch_size=4, max_steps=1, init=str(start))
