@@ -31,8 +31,9 @@ def genre_model_dir(tmp_path_factory):
 
 @pytest.fixture()
 def tiny_model(tiny_model_dir):
-    """The tiny model in fp32 on any CPU: on one with AVX-512 BF16 or AMX, "auto" picks bf16, whose
-    rounding the clipped samplers amplify past the batch-equals-one-by-one and morph tolerances."""
+    """The tiny model in fp32, whatever ``$LIVEGEN_PRECISION`` forces: the tests that take it compare
+    batches with seeds one by one and morphs at tolerances only fp32 keeps (bf16 rounds a batch
+    differently, and the clipped samplers amplify it)."""
     from livegen.diffusion import load_model
 
     return load_model(tiny_model_dir, "cpu", "fp32")

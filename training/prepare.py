@@ -18,8 +18,11 @@ images, so a second run only reads what is new, then writes the data set.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,25 +60,61 @@ def read_audio(path: Path, sample_rate: int) -> np.ndarray:
 
     from livegen.loops import resample
 
-    try:
-        audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
-    except Exception as first_error:  # libsndfile cannot read it (m4a, some mp3): try librosa's decoders
+    path = Path(path)
+    problem = None
+    with _decoder_messages() as notes:
         try:
-            import warnings
+            audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
+        except Exception as error:  # libsndfile cannot read it (m4a, some mp3): try librosa's decoders
+            try:
+                import warnings
 
-            import librosa
+                import librosa
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                audio, rate = librosa.load(path, sr=None, mono=False)
-            audio = np.atleast_2d(audio).T.astype(np.float32)
-        except Exception:
-            raise ValueError(f"not readable audio ({first_error})") from None
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    audio, rate = librosa.load(path, sr=None, mono=False)
+                audio = np.atleast_2d(audio).T.astype(np.float32)
+            except Exception:
+                problem = _unreadable(path, error)
+    if problem is not None:
+        said = f"; the decoder said: {notes[0]}" if notes else ""
+        raise ValueError(f"not readable audio ({problem}{said})")
     if audio.size == 0:
         raise ValueError("empty (no samples)")
     if not np.isfinite(audio).all():
         raise ValueError("contains NaN or infinite samples")
     return resample(audio.mean(axis=1), rate, sample_rate)
+
+
+def _unreadable(path: Path, error: Exception) -> str:
+    """What was wrong, in words that fit: libsndfile says "File does not exist or is not a regular file"
+    of files that exist but hold nothing it can decode."""
+    message = str(error)
+    if path.is_file() and ("does not exist" in message or "not a regular file" in message):
+        return (f"the file is there ({path.stat().st_size} bytes) but holds no {path.suffix.lstrip('.') or 'audio'} "
+                "stream that libsndfile or librosa's decoders can read: damaged, or not what its name says")
+    return message.removeprefix(f"Error opening {str(path)!r}: ")
+
+
+@contextlib.contextmanager
+def _decoder_messages():
+    """Keep what the C decoders print (mpg123's "Illegal Audio-MPEG-Header" notes) off the user's terminal;
+    yields a list that holds those lines afterwards, for the error message of a file that fails."""
+    import tempfile
+
+    notes: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield notes
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            notes.extend(line.strip() for line in sink.read().decode(errors="replace").splitlines() if line.strip())
 
 
 def _is_silent(audio_slice: np.ndarray) -> bool:

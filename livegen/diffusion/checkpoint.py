@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,27 +54,27 @@ def resolve_device(requested: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-def _cpu_has_fast_bf16() -> bool:
-    # Only AVX-512 BF16 or AMX make bf16 pay: on an AVX2-only CPU (as some of
-    # our machines are) bf16 autocast measured 7x *slower* than fp32.
-    try:
-        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
-    except AttributeError:
-        return False
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISION_ENV = "LIVEGEN_PRECISION"  # what "auto" resolves to when set: runs the suite on the other path
 
 
 def resolve_precision(device: torch.device, requested: str = "auto") -> torch.dtype:
-    """The dtype the UNet computes in: bf16 on CPUs that have it, fp16 on GPUs."""
-    names = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if requested != "auto":
-        if requested not in names:
-            raise CheckpointError(f"unknown precision {requested!r}; choose auto, fp32, bf16 or fp16")
-        return names[requested]
-    if device.type == "cuda":
-        return torch.float16
-    if device.type == "cpu" and _cpu_has_fast_bf16():
-        return torch.bfloat16
-    return torch.float32
+    """The dtype the UNet computes in. "auto": ``$LIVEGEN_PRECISION`` when set, else fp16 on GPUs and
+    fp32 on CPUs.
+
+    fp32 on CPUs even where bf16 is faster, because a loop must depend on its seed and not on the
+    batch it was drawn in: in bf16 oneDNN rounds a batch's convolutions differently from one image's,
+    and over the sampler's steps that grows to loops that differ by half their level. bf16 is an
+    opt-in (``--precision bf16``) that trades this for speed."""
+    if requested == "auto":
+        forced = os.environ.get(PRECISION_ENV, "auto")
+        requested = forced if forced != "auto" else "fp16" if device.type == "cuda" else "fp32"
+        where = f"${PRECISION_ENV}"
+    else:
+        where = "precision"
+    if requested not in PRECISIONS:
+        raise CheckpointError(f"unknown {where} {requested!r}; choose auto, fp32, bf16 or fp16")
+    return PRECISIONS[requested]
 
 
 # ----------------------------------------------------------------------- model

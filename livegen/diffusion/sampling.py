@@ -343,11 +343,14 @@ def generate(model: LoopModel, seeds: Sequence[int], *, batch_size: int = 8, noi
 
 
 @torch.no_grad()
-def morph(model: LoopModel, x_from: torch.Tensor, x_to: torch.Tensor, alpha: float, *, steps: int = 50,
-          class_labels: Sequence[int] | None = None) -> torch.Tensor:
-    """A loop part way (``alpha``) between two loops: DDIM-invert both, slerp the noise, sample back."""
-    noise_from = invert(model, x_from, steps=steps, class_labels=class_labels)
-    noise_to = invert(model, x_to, steps=steps, class_labels=class_labels)
-    seeds = [0] * x_from.shape[0]  # DDIM with eta 0 draws nothing from the seeds
-    return generate(model, seeds, steps=steps, sampler="ddim", noise=slerp(noise_from, noise_to, alpha),
-                    class_labels=class_labels)
+def morph(model: LoopModel, noise_from: torch.Tensor, noise_to: torch.Tensor, alpha: float, *, steps: int = 50,
+          class_labels: Sequence[int] | None = None, seeds: Sequence[int] | None = None
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A loop part way (``alpha``) between two loops, each given by the DDIM starting noise that makes it
+    (a new loop's seed draw, or ``invert`` of any loop); returns (the loop, its starting noise).
+
+    The noises are slerped (a straight blend of two draws is too quiet to be noise) and sampled back with
+    DDIM, eta 0, which draws nothing from ``seeds``: the noise alone makes the loop again."""
+    noise = slerp(noise_from.to(model.device), noise_to.to(model.device), alpha)
+    seeds = list(seeds) if seeds is not None else [0] * noise.shape[0]
+    return denoise(model, seeds, noise=noise, steps=steps, sampler="ddim", class_labels=class_labels), noise

@@ -30,10 +30,6 @@ from .loopbank import LoopBank
 from .mixer import Launch, Mixer, MixerState, Ring, Voice
 
 
-class AudioProcessError(RuntimeError):
-    pass
-
-
 @dataclass
 class AudioConfig:
     bank_name: str

@@ -373,10 +373,6 @@ class Engine:
             raise EngineError(f"quantise must be one of {', '.join(QUANTISE_BARS)}, got {quantise!r}")
         self._do(lambda: setattr(self, "quantise", quantise))
 
-    def set_crossfade(self, milliseconds: float) -> None:
-        fade = equal_power_fade(int(max(0.0, milliseconds) * self.settings.sample_rate / 1000))
-        self._do(lambda: setattr(self, "_fade", fade))
-
     def set_gain(self, gain: float) -> None:
         self.mixer.gain = float(min(max(gain, 0.0), 2.0))
 

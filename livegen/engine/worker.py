@@ -298,7 +298,7 @@ class Worker:
         """Sampling for a group: one (latent, starting noise or None, uint8 image) per request."""
         from ..diffusion import decode_images
         from ..diffusion.sampling import (Keep, continuation_input, denoise, initial_noise, invert,
-                                          seed_generators, slerp)
+                                          morph, seed_generators)
 
         head = group[0]
         label = model.class_label(self.config.genres[head.genre].label)
@@ -330,8 +330,8 @@ class Worker:
             start_noise = source[1][None] if source[1] is not None else invert(
                 model, source[0][None], steps=guided["steps"], class_labels=labels)
             target = initial_noise(model, seed_generators([head.target_seed]), width)
-            noise = slerp(start_noise.to(model.device), target, head.strength)
-            x = denoise(model, seeds, noise=noise, steps=head.steps, sampler="ddim", class_labels=labels)
+            x, noise = morph(model, start_noise, target, head.strength, steps=head.steps, class_labels=labels,
+                             seeds=seeds)
         else:
             raise ValueError(f"unknown mode {head.mode!r} (modes: {', '.join(MODES)})")
         images = decode_images(model, x)

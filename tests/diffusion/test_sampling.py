@@ -155,10 +155,12 @@ def test_ddim_inversion_recovers_the_noise(tiny_model, prediction):
     assert errors[1] < 0.15 and errors[1] < errors[0]
     # A morph between two loops starts and ends on them.
     a, b = x0[:1], x0[1:]
+    noise_a, noise_b = invert(model, a, steps=50), invert(model, b, steps=50)
     for alpha, target in ((0.0, a), (1.0, b)):
-        got = morph(model, a, b, alpha, steps=50)
+        got, noise = morph(model, noise_a, noise_b, alpha, steps=50)
         assert ((got - target).norm() / target.norm()).item() < 0.15
-    halfway = morph(model, a, b, 0.5, steps=50)
+        assert torch.equal(generate(model, [7], steps=50, noise=noise), got)  # its noise makes it again
+    halfway, _ = morph(model, noise_a, noise_b, 0.5, steps=50)
     assert (halfway - a).norm() > 0.3 * a.norm() and (halfway - b).norm() > 0.3 * b.norm()
 
 

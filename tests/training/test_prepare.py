@@ -26,11 +26,12 @@ def audio_dir(tmp_path):
     (root / "hiphop" / "broken.wav").write_bytes(b"RIFF\x00\x00junk" * 10)
     (root / "hiphop" / "empty.flac").write_bytes(b"")
     (root / "hiphop" / "notes.mp3").write_text("not audio at all")
+    (root / "hiphop" / "noise.mp3").write_bytes(np.random.default_rng(0).bytes(50000))  # mpg123 complains
     (root / "hiphop" / "cover.jpg").write_bytes(b"\xff\xd8")  # not an audio extension: not looked at
     return root
 
 
-def test_folder_to_dataset(audio_dir, tmp_path):
+def test_folder_to_dataset(audio_dir, tmp_path, capfd):
     messages = []
     report = prepare(audio_dir, tmp_path / "data", CONFIG, log=messages.append)
     images, labels, genres = load_images(tmp_path / "data")
@@ -40,8 +41,12 @@ def test_folder_to_dataset(audio_dir, tmp_path):
     assert images.shape[1:] == (CONFIG.y_res, CONFIG.x_res) and images.dtype == np.uint8
     assert sorted(labels.tolist()) == [0, 0, 1, 1, 1, 1]
     skipped = {name.split("/")[-1]: why for name, why in report.skipped}
-    assert set(skipped) == {"broken.wav", "empty.flac", "notes.mp3"}
+    assert set(skipped) == {"broken.wav", "empty.flac", "notes.mp3", "noise.mp3"}
     assert all(any(name in m for m in messages) for name in skipped)
+    # an existing file is not said not to exist (libsndfile's words), and the decoders' notes stay off the terminal
+    assert not any("does not exist" in why for why in skipped.values()), skipped
+    assert "50000 bytes" in skipped["noise.mp3"] and "mp3" in skipped["noise.mp3"]
+    assert "Illegal Audio-MPEG-Header" not in capfd.readouterr().err
     # the images are the codec's, from the audio at the codec's rate
     audio, _ = soundfile.read(audio_dir / "techno" / "a.flac", dtype="float32")
     expected = MelCodec(CONFIG).audio_to_images(audio)
