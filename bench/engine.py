@@ -40,7 +40,7 @@ def play(minutes: float, out: Path) -> None:
     import psutil
 
     from livegen.engine import Engine, EngineSettings, SoundCard
-    from livegen.engine.jackserver import xrun_reports
+    from tests.jackserver import xrun_reports
 
     engine = Engine(EngineSettings(genres=GENRES, bpm=124.0, auto_bars=1, seed=1, quantise="1", blocksize=256),
                     SoundCard(host_api="JACK", blocksize=256))
@@ -106,7 +106,7 @@ def main() -> int:
         play(args.minutes, args.child)
         return 0
 
-    from livegen.engine.jackserver import late_clients, server_env, server_stalls, start_dummy_server, xrun_reports
+    from tests.jackserver import late_clients, server_env, server_stalls, start_dummy_server, xrun_reports
     from livegen.engine.mixer import MixerState
 
     with tempfile.TemporaryDirectory() as folder:

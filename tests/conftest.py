@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from livegen.diffusion.architectures import ARCHITECTURES, new_model
-from livegen.engine.jackserver import server_env, start_dummy_server, xrun_reports
+from tests.jackserver import server_env, start_dummy_server, xrun_reports
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 

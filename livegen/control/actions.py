@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections import deque
+from collections import Counter, deque
 from pathlib import Path
 
 from ..engine.transport import QUANTISE_BARS
@@ -41,6 +41,7 @@ class Controls:
         self.strength = 0.5  # variation strength, set by its knob
         self._taps: deque[float] = deque(maxlen=8)
         self.log: deque[str] = deque(maxlen=log_size)  # recent actions and errors, newest last
+        self.performed: Counter[str] = Counter()  # actions done since start, by name
 
     def perform(self, action: str, value=None, amount: float | None = None, source: str = "") -> None:
         """Do ``action``: ``value`` is a mapping's parameter, ``amount`` a knob position 0..1."""
@@ -52,6 +53,7 @@ class Controls:
         except (ActionError, ValueError, RuntimeError) as err:  # RuntimeError: EngineError (nothing playing)
             self.log.append(f"{source} {action}: {err}".strip())
             return
+        self.performed[action] += 1
         shown = f" {value}" if value is not None else (f" {amount:.2f}" if amount is not None else "")
         self.log.append(f"{source} {action}{shown}".strip())
 

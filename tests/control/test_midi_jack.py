@@ -157,7 +157,9 @@ def test_a_flood_of_messages_is_coalesced_and_the_set_plays_on(engine, sender):
         sender.send_message([0xB0 | ((volume.channel or 1) - 1), volume.cc, 100])
         wait_for(lambda: control.received >= 3001, 10, "all 3001 messages")
         wait_for(lambda: abs(engine.mixer.gain - 100 / 127) < 1e-6, 5, "the last volume to win")
-        assert len([e for e in controls.log if e.startswith(f"cc {volume.cc} volume")]) < 3001
+        # a knob's messages that arrive together are one action (the last value): the engine is not
+        # asked 3001 times (101 here: one a burst)
+        assert 0 < controls.performed["volume"] <= 3001 // 5, controls.performed
         assert engine.mixer.clock > clock  # still playing
     finally:
         control.stop()

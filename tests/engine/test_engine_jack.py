@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from livegen.engine.jackserver import late_clients, server_stalls
+from tests.jackserver import late_clients, server_stalls
 from livegen.engine.mixer import MixerState
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,9 +1,9 @@
 """A JACK server with the dummy backend: paced like a sound card, no hardware needed.
 
-The engine tests and the bench play into one. PortAudio lists JACK's devices
-only if the server is up when sounddevice is first imported, so whatever plays
-into it must be started (as a process) after ``start_dummy_server`` returns,
-with ``server_env``.
+Test and bench tooling, not part of the library: the engine tests and the bench
+play into one. PortAudio lists JACK's devices only if the server is up when
+sounddevice is first imported, so whatever plays into it must be started (as a
+process) after ``start_dummy_server`` returns, with ``server_env``.
 """
 
 from __future__ import annotations
