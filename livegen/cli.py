@@ -23,6 +23,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _tempo(text: str) -> float:
+    from .limits import TEMPO
+
+    value = float(text)
+    if value not in TEMPO:
+        raise argparse.ArgumentTypeError(TEMPO.outside("tempo", value))
+    return value
+
+
 def _count(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -43,7 +52,7 @@ def _build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0, help="seed of the first loop; loop i uses seed + i")
     gen.add_argument("--batch", type=_positive_int, default=8, help="loops sampled at once")
     gen.add_argument("--genre", help="class label (name or index) for class-conditional models")
-    gen.add_argument("--bpm", type=float, help="stretch every loop to this tempo")
+    gen.add_argument("--bpm", type=_tempo, help="stretch every loop to this tempo")
     gen.add_argument("--bars", type=int, choices=sorted(BAR_LENGTHS), default=4,
                      help="longest loop in bars (default 4); a slice too short for it gives fewer")
     gen.add_argument("--canvas", choices=CANVASES, default="fit", help=CANVAS_HELP)
@@ -66,7 +75,7 @@ def _build_parser() -> argparse.ArgumentParser:
     play.add_argument("--genre", action="append", dest="genres", metavar="NAME",
                       help="genre preset to play, or a model dir or Hub id as a genre of its own (repeat for "
                            "several; the first is selected). Default: techno")
-    play.add_argument("--bpm", type=float, default=128.0, help="master tempo (default 128)")
+    play.add_argument("--bpm", type=_tempo, default=128.0, help="master tempo (default 128)")
     play.add_argument("--steps", type=_positive_int, help="sampling steps (default: each preset's)")
     play.add_argument("--sampler", choices=list(SAMPLERS), help="default: each preset's")
     play.add_argument("--auto-bars", type=_positive_int, metavar="N", help="launch a new loop every N bars by itself")

@@ -15,6 +15,7 @@ from collections import Counter, deque
 from pathlib import Path
 
 from ..engine.transport import QUANTISE_BARS
+from ..limits import STEPS_KNOB, TEMPO_KNOB
 from ..loops.prep import BAR_LENGTHS
 from ..presets import SAMPLERS
 
@@ -23,9 +24,7 @@ BUTTONS = {"trigger", "select_genre", "quantise", "bars", "nudge", "steps_up", "
 KNOBS = {"select_genre", "quantise", "bars", "steps", "variation_strength", "bpm", "volume", "filter"}
 ACTIONS = BUTTONS | KNOBS
 
-MAX_STEPS = 50
 NUDGE_MS = 10.0  # a nudge with no value of its own
-BPM_RANGE = (60.0, 200.0)
 
 
 class ActionError(ValueError):
@@ -119,13 +118,13 @@ class Controls:
 
     # -- sampling
     def _do_steps_up(self, value, amount):
-        self.engine.set_steps(min(int(self.engine.effective("steps")) + 1, MAX_STEPS))
+        self.engine.set_steps(int(STEPS_KNOB.clamp(int(self.engine.effective("steps")) + 1)))
 
     def _do_steps_down(self, value, amount):
         self.engine.set_steps(max(int(self.engine.effective("steps")) - 1, 1))
 
     def _do_steps(self, value, amount):
-        self.engine.set_steps(int(value) if value is not None else 1 + round((amount or 0.0) * (MAX_STEPS - 1)))
+        self.engine.set_steps(int(value) if value is not None else round(STEPS_KNOB.sweep(amount or 0.0)))
 
     def _do_sampler(self, value, amount):
         names = list(SAMPLERS)
@@ -146,8 +145,7 @@ class Controls:
             self.engine.set_bpm(round(60.0 / statistics.median(gaps), 1))
 
     def _do_bpm(self, value, amount):
-        low, high = BPM_RANGE
-        self.engine.set_bpm(float(value) if value is not None else round(low + (amount or 0.0) * (high - low), 1))
+        self.engine.set_bpm(float(value) if value is not None else round(TEMPO_KNOB.sweep(amount or 0.0), 1))
 
     def _do_bpm_up(self, value, amount):
         self.engine.set_bpm(round(self.engine.target_bpm) + 1.0)

@@ -27,6 +27,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..limits import FILTER, GAIN, STEPS, TEMPO
 from ..loops.prep import CANVASES, bar_choices
 from ..presets import PRESETS_DIR, SAMPLERS, PresetError, load_genre
 from .audio import RemoteMixer
@@ -82,7 +83,6 @@ class EngineSettings:
     prep_processes: int = 0  # processes for the worker's loop prep (for a GPU, where it bounds the worker)
     canvas: str = "fit"  # slices drawn wide enough for the loop length at the tempo ("fit"), or "native"
     seed: int | None = None  # first seed; None picks one at random
-    min_bpm: float = 60.0
     sync_delay_ms: float = 0.0  # the clock's gear is heard this much after its clock: our beats follow
     blocksize: int = 256  # the output's block: how far ahead of the callback a launch must be handed over
     max_block: int = 4096  # the largest block the mixer can render
@@ -156,7 +156,7 @@ class Engine:
         self._fade = equal_power_fade(int(settings.crossfade_ms * settings.sample_rate / 1000))
         self._nudge_fade = equal_gain_fade(int(NUDGE_FADE_SECONDS * settings.sample_rate))
         slots = len(self.genres) * settings.depth + 8  # + playing, outgoing, pending, cue, recuts, modes
-        self.bank = LoopBank(slots, slot_frames_for(settings.sample_rate, settings.min_bpm))
+        self.bank = LoopBank(slots, slot_frames_for(settings.sample_rate, TEMPO.low))
         self.output = output
         self.mixer = RemoteMixer(self.bank, settings.sample_rate, settings.channels, settings.max_block, settings.gain)
         self._seed = settings.seed if settings.seed is not None else random.randrange(2**31)
@@ -374,7 +374,7 @@ class Engine:
         self._do(lambda: setattr(self, "quantise", quantise))
 
     def set_gain(self, gain: float) -> None:
-        self.mixer.gain = float(min(max(gain, 0.0), 2.0))
+        self.mixer.gain = float(GAIN.clamp(gain))
 
     def set_auto_bars(self, bars: int | None) -> None:
         def apply():
@@ -386,7 +386,7 @@ class Engine:
         """The DJ filter knob, -1..1: low-pass left of centre, high-pass right, flat in the middle."""
         from .mixer import dj_filter
 
-        self.filter = float(min(max(position, -1.0), 1.0))
+        self.filter = float(FILTER.clamp(position))
         self.mixer.set_filter(dj_filter(self.filter, self.settings.sample_rate))
 
     def toggle_cue(self) -> None:
@@ -754,7 +754,7 @@ class Engine:
 
     def _set_sampling(self, steps: int | None = None, sampler: str | None = None) -> None:
         if steps is not None:
-            self.steps = max(1, min(int(steps), 1000))
+            self.steps = int(STEPS.clamp(int(steps)))
         if sampler is not None:
             if sampler not in SAMPLERS:
                 self._note(f"unknown sampler {sampler!r} (samplers: {', '.join(SAMPLERS)})", kind="error")
@@ -762,8 +762,8 @@ class Engine:
             self.sampler = sampler
 
     def _set_bpm(self, bpm: float, follow: bool = False) -> None:
-        if not self.settings.min_bpm <= bpm <= 300.0:
-            self._note(f"tempo {bpm} BPM is outside {self.settings.min_bpm:.0f}-300", kind="error")
+        if bpm not in TEMPO:
+            self._note(TEMPO.outside("tempo", bpm), kind="error")
             return
         self.target_bpm = bpm
         if self.playing is None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..limits import TEMPO
+
 # Launch quantise in beats, per name: "off" launches at the next block.
 QUANTISE_BARS = {"off": 0.0, "beat": None, "1": 1.0, "2": 2.0, "4": 4.0}
 
@@ -25,8 +27,8 @@ class Position:
 
 class Transport:
     def __init__(self, sample_rate: int, bpm: float, beats_per_bar: int = 4):
-        if not 20.0 <= bpm <= 400.0:
-            raise ValueError(f"tempo {bpm} BPM is outside 20-400")
+        if bpm not in TEMPO:
+            raise ValueError(TEMPO.outside("tempo", bpm))
         self.sample_rate = sample_rate
         self.beats_per_bar = beats_per_bar
         self._anchor_sample = 0  # where the current tempo segment starts
@@ -47,8 +49,8 @@ class Transport:
 
     def set_bpm(self, bpm: float, at_sample: int) -> None:
         """Change tempo from ``at_sample`` on (now or later); the beat count stays continuous."""
-        if not 20.0 <= bpm <= 400.0:
-            raise ValueError(f"tempo {bpm} BPM is outside 20-400")
+        if bpm not in TEMPO:
+            raise ValueError(TEMPO.outside("tempo", bpm))
         if self._change is not None:
             if at_sample >= self._change[0]:  # the earlier change happens first: make it the anchor
                 self._apply_change()

@@ -50,3 +50,17 @@ def test_tempo_out_of_range(bad):
         Transport(48000, bad)
     with pytest.raises(ValueError, match="quantise"):
         Transport(48000, 120).next_boundary(0, "3")
+
+
+def test_one_table_of_limits_holds_for_the_transport_and_the_command_line():
+    import subprocess
+    import sys
+
+    from livegen.limits import TEMPO
+
+    Transport(48000, TEMPO.low), Transport(48000, TEMPO.high)  # the ends are in range
+    with pytest.raises(ValueError, match=f"outside {TEMPO.low:g}-{TEMPO.high:g}"):
+        Transport(48000, 120).set_bpm(TEMPO.high + 1, at_sample=0)
+    result = subprocess.run([sys.executable, "-m", "livegen.cli", "play", "--bpm", str(TEMPO.high + 1)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and f"outside {TEMPO.low:g}-{TEMPO.high:g}" in result.stderr
