@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from .engine.engine import EngineSettings
 from .engine.transport import QUANTISE_BARS
 from .loops.prep import BAR_LENGTHS, CANVASES
 from .presets import SAMPLERS
@@ -71,51 +72,50 @@ def _build_parser() -> argparse.ArgumentParser:
     new.add_argument("--genres", help="comma-separated genre names: makes the model class-conditional")
     new.add_argument("--seed", type=int, default=0)
 
-    play = commands.add_parser("play", help="play a live set: loops generated, tempo-locked and crossfaded on the bar")
-    play.add_argument("--genre", action="append", dest="genres", metavar="NAME",
-                      help="genre preset to play, or a model dir or Hub id as a genre of its own (repeat for "
-                           "several; the first is selected). Default: techno")
-    play.add_argument("--bpm", type=_tempo, default=128.0, help="master tempo (default 128)")
-    play.add_argument("--steps", type=_positive_int, help="sampling steps (default: each preset's)")
-    play.add_argument("--sampler", choices=list(SAMPLERS), help="default: each preset's")
-    play.add_argument("--auto-bars", type=_positive_int, metavar="N", help="launch a new loop every N bars by itself")
-    play.add_argument("--bars", type=int, choices=sorted(BAR_LENGTHS), default=4,
-                      help="longest loop in bars (default 4; a slice too short for it gives fewer)")
-    play.add_argument("--canvas", choices=CANVASES, default="fit", help=CANVAS_HELP)
-    play.add_argument("--quantise", choices=list(QUANTISE_BARS), default="1",
-                      help="launch on the next: beat, 1, 2 or 4 bars, or off (default 1 bar)")
-    play.add_argument("--crossfade", type=float, default=20.0, metavar="MS", help="crossfade length (default 20 ms)")
-    play.add_argument("--depth", type=_positive_int, default=3, help="loops kept ready per genre (default 3)")
-    play.add_argument("--gain", type=float, default=0.8, help="master gain (default 0.8)")
-    play.add_argument("--seed", type=int, help="first seed (default: random)")
-    play.add_argument("--headless", action="store_true", help="no sound card: play into --output, in real time")
-    play.add_argument("--output", type=Path, help="headless: the file the set is written to (.wav or .flac)")
-    play.add_argument("--duration", type=float, help="stop after this many seconds of play (default: until Ctrl-C)")
-    play.add_argument("--record", type=Path, help="also record the master output to this .wav or .flac")
-    play.add_argument("--status", type=Path, metavar="FILE", help="append the engine state as a JSON line a second")
-    play.add_argument("--crate", type=Path, default=Path("crate"), help="where saved loops go (default ./crate)")
-    play.add_argument("--out-device", help="sound device, by index or (part of) its name")
-    play.add_argument("--host-api", help="PortAudio host API, by index or name (e.g. ALSA, JACK, Core Audio)")
-    play.add_argument("--sample-rate", type=int, default=48000)
-    play.add_argument("--blocksize", type=_positive_int, default=256, help="frames per audio callback (default 256)")
-    play.add_argument("--latency", default="low", help="output latency: low, high or seconds")
-    play.add_argument("--channels", type=int, choices=[1, 2, 4], default=2,
-                      help="2: master; 4: master on 1-2 and a cue preview of the next loop on 3-4")
-    play.add_argument("--device", default="auto", help="generation device: cuda, mps, cpu or auto")
-    play.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                      help="the UNet's precision. auto: fp16 on a GPU, fp32 on a CPU. bf16 on a CPU with AVX-512 BF16 or AMX "
-                           "is 1.4-1.5x faster, but a loop then depends on the batch it was drawn in, not only its seed")
-    play.add_argument("--worker-threads", type=_positive_int,
-                      help="torch threads in the worker (default: all cores but one, which stays free for the "
-                           "audio; 1 on two cores)")
-    play.add_argument("--prep-processes", type=_count, default=0, metavar="N",
-                      help="processes for the worker's loop prep (beat grid, resample, seam), beside its torch "
-                           "threads; meant for a GPU machine's spare cores, where these stages bound the worker "
-                           "(default 0: none; README, Bench, GPU)")
-    play.add_argument("--compile", action="store_const", const="inductor",
-                      help="run the worker's UNets through torch.compile (pays on a GPU; the worker's start "
-                           "takes longer by the compile, tens of seconds for a published-size model)")
+    play = commands.add_parser(
+        "play", help="play a live set: loops generated, tempo-locked and crossfaded on the bar",
+        description="Play a live set. The set's flags come first; the engine's tuning is at the end.")
+    engine = EngineSettings.__dataclass_fields__  # the defaults are the engine's own, shown from there
 
+    def setting(group, flag: str, field: str, help_text: str, **options) -> None:
+        """A flag for EngineSettings.<field>: left out of ``args`` unless given, so the engine's default holds."""
+        default = engine[field].default
+        shown = f" (default {default:g})" if isinstance(default, float) else (
+            f" (default {default})" if default is not None and "default" not in help_text else "")
+        group.add_argument(flag, dest=field, default=argparse.SUPPRESS, help=help_text + shown, **options)
+
+    the_set = play.add_argument_group("the set")
+    the_set.add_argument("--genre", action="append", dest="genres", metavar="NAME",
+                         help="genre preset to play, or a model dir or Hub id as a genre of its own (repeat for "
+                              "several; the first is selected). Default: techno")
+    setting(the_set, "--bpm", "bpm", "master tempo", type=_tempo)
+    setting(the_set, "--bars", "bars", "longest loop in bars (a slice too short for it gives fewer)", type=int,
+            choices=sorted(BAR_LENGTHS))
+    setting(the_set, "--quantise", "quantise", "launch on the next: beat, 1, 2 or 4 bars, or off",
+            choices=list(QUANTISE_BARS))
+    setting(the_set, "--auto-bars", "auto_bars", "launch a new loop every N bars by itself", type=_positive_int,
+            metavar="N")
+    setting(the_set, "--crossfade", "crossfade_ms", "crossfade length in ms", type=float, metavar="MS")
+    setting(the_set, "--gain", "gain", "master gain", type=float)
+    setting(the_set, "--seed", "seed", "first seed (default: random)", type=int)
+
+    out = play.add_argument_group("output")
+    out.add_argument("--out-device", help="sound device, by index or (part of) its name")
+    out.add_argument("--host-api", help="PortAudio host API, by index or name (e.g. ALSA, JACK, Core Audio)")
+    setting(out, "--channels", "channels", "2: master; 4: master on 1-2 and a cue preview of the next loop on 3-4",
+            type=int, choices=[1, 2, 4])
+    setting(out, "--sample-rate", "sample_rate", "output sample rate", type=int)
+    setting(out, "--blocksize", "blocksize", "frames per audio callback", type=_positive_int)
+    out.add_argument("--latency", default="low", help="output latency: low, high or seconds")
+    out.add_argument("--headless", action="store_true", help="no sound card: play into --output, in real time")
+    out.add_argument("--output", type=Path, help="headless: the file the set is written to (.wav or .flac)")
+    out.add_argument("--duration", type=float, help="stop after this many seconds of play (default: until Ctrl-C)")
+
+    keep = play.add_argument_group("record and crate")
+    keep.add_argument("--record", type=Path, help="also record the master output to this .wav or .flac")
+    keep.add_argument("--crate", type=Path, default=Path("crate"), help="where saved loops go (default ./crate)")
+    setting(keep, "--status", "status_path", "append the engine state as a JSON line a second", type=Path,
+            metavar="FILE")
     control = play.add_argument_group("control and sync")
     control.add_argument("--midi", metavar="PORT", help="MIDI input port (name or part of it) of the controller")
     control.add_argument("--midi-virtual", metavar="NAME", help="open a virtual MIDI input port for other software")
@@ -128,11 +128,32 @@ def _build_parser() -> argparse.ArgumentParser:
     control.add_argument("--clock-in", action="store_true", help="follow MIDI clock (tempo and bar phase) on --midi")
     control.add_argument("--clock-out", metavar="PORT", help="send MIDI clock to this output port")
     control.add_argument("--link", action="store_true", help="join an Ableton Link session (tempo and phase)")
-    control.add_argument("--sync-delay", type=float, default=0.0, metavar="MS",
-                         help="how far the synced gear's sound lags its clock (its audio latency, a MIDI "
-                              "interface's delay): our beats land that much later, our clock out goes out "
-                              "that much earlier; negative for the other way (default 0)")
+    setting(control, "--sync-delay", "sync_delay_ms",
+            "how far the synced gear's sound lags its clock in ms (its audio latency, a MIDI interface's delay): "
+            "our beats land that much later, our clock out goes out that much earlier; negative for the other way",
+            type=float, metavar="MS")
     control.add_argument("--osc", metavar="[HOST:]PORT", help="OSC server for the same actions (host 127.0.0.1)")
+
+    tuning = play.add_argument_group("tuning (sampling, worker, device)")
+    setting(tuning, "--steps", "steps", "sampling steps (default: each preset's)", type=_positive_int)
+    setting(tuning, "--sampler", "sampler", "default: each preset's", choices=list(SAMPLERS))
+    setting(tuning, "--canvas", "canvas", CANVAS_HELP, choices=CANVASES)
+    setting(tuning, "--depth", "depth", "loops kept ready per genre", type=_positive_int)
+    setting(tuning, "--device", "device", "generation device: cuda, mps, cpu or auto")
+    setting(tuning, "--precision", "precision",
+            "the UNet's precision. auto: fp16 on a GPU, fp32 on a CPU. bf16 on a CPU with AVX-512 BF16 or AMX is "
+            "1.4-1.5x faster, but a loop then depends on the batch it was drawn in, not only its seed",
+            choices=["auto", "fp32", "bf16", "fp16"])
+    setting(tuning, "--worker-threads", "worker_threads",
+            "torch threads in the worker (default: all cores but one, which stays free for the audio; 1 on two "
+            "cores)", type=_positive_int)
+    setting(tuning, "--prep-processes", "prep_processes",
+            "processes for the worker's loop prep (beat grid, resample, seam), beside its torch threads; meant "
+            "for a GPU machine's spare cores, where these stages bound the worker (default 0: none)",
+            type=_count, metavar="N")
+    setting(tuning, "--compile", "compile",
+            "run the worker's UNets through torch.compile (pays on a GPU; the worker's start takes longer by "
+            "the compile, tens of seconds for a published-size model)", action="store_const", const="inductor")
     control.add_argument("--no-dashboard", action="store_true", help="plain status lines instead of the dashboard")
 
     commands.add_parser("devices", help="list sound output devices")
@@ -242,8 +263,17 @@ def _devices(args) -> int:
     return 0
 
 
+def engine_settings(args) -> EngineSettings:
+    """The engine's settings from ``play``'s flags: those given, the engine's own defaults for the rest."""
+    given = {name: value for name, value in vars(args).items() if name in EngineSettings.__dataclass_fields__}
+    given["genres"] = args.genres or ["techno"]
+    settings = EngineSettings(**given)
+    settings.max_block = max(settings.max_block, settings.blocksize)
+    return settings
+
+
 def _play(args) -> int:
-    from .engine import AudioFile, Engine, EngineSettings, OutputError, SoundCard
+    from .engine import AudioFile, Engine, OutputError, SoundCard
 
     if args.headless and args.output is None:
         print("livegen: --headless needs --output FILE (.wav or .flac) to play into", file=sys.stderr)
@@ -252,17 +282,11 @@ def _play(args) -> int:
         print("livegen: --duration must be positive", file=sys.stderr)
         return 2
     latency = args.latency if args.latency in ("low", "high") else float(args.latency)
-    settings = EngineSettings(
-        genres=args.genres or ["techno"], bpm=args.bpm, steps=args.steps, sampler=args.sampler, depth=args.depth,
-        quantise=args.quantise, crossfade_ms=args.crossfade, auto_bars=args.auto_bars, bars=args.bars,
-        sample_rate=args.sample_rate, channels=args.channels, gain=args.gain, device=args.device,
-        precision=args.precision, worker_threads=args.worker_threads, compile=args.compile,
-        prep_processes=args.prep_processes, canvas=args.canvas, seed=args.seed, status_path=args.status,
-        blocksize=args.blocksize, max_block=max(4096, args.blocksize), sync_delay_ms=args.sync_delay)
+    settings = engine_settings(args)
     if args.headless:
-        output = AudioFile(Path(args.output), blocksize=args.blocksize)
+        output = AudioFile(Path(args.output), blocksize=settings.blocksize)
     else:
-        output = SoundCard(args.out_device, args.host_api, args.blocksize, latency)
+        output = SoundCard(args.out_device, args.host_api, settings.blocksize, latency)
     engine = Engine(settings, output)
     try:
         engine.start()
@@ -304,6 +328,7 @@ class _ControlSurface:
 
     def __init__(self, engine, args):
         from .control import Controls, load_mapping, mapping_for_port
+        from .control.keyboard import KeyboardControl
 
         self.engine, self.args = engine, args
         self.controls = Controls(engine, crate=args.crate)
@@ -339,7 +364,7 @@ class _ControlSurface:
 
             host, _, port = args.osc.rpartition(":")
             self.parts.append(OscServer(self.controls, host or "127.0.0.1", int(port)).start())
-        self._learn_next = False
+        self.keyboard = KeyboardControl(self.controls, self.midi, learn_to=args.learn)
 
     def run(self, duration: float | None, interactive: bool) -> None:
         started = time.monotonic()
@@ -365,7 +390,7 @@ class _ControlSurface:
         with Dashboard() as dashboard, KeyReader() as keys:
             while duration is None or time.monotonic() - started < duration:
                 key = keys.read(timeout=0.1)
-                if key is not None and not self._key(key):
+                if key is not None and not self.keyboard.press(key):
                     return
                 state = self.engine.snapshot()
                 playing = self.engine.playing
@@ -374,34 +399,6 @@ class _ControlSurface:
                     thumbnail = loop_thumbnail(self.engine.bank.view(playing.slot, playing.frames),
                                                self.engine.settings.sample_rate)
                 dashboard.update(state, thumbnail, log=list(self.controls.log))
-
-    def _key(self, key: str) -> bool:
-        """Do what a key says; False to end the set."""
-        from .ui.keys import KEYMAP
-
-        if key not in KEYMAP:
-            return True
-        action, value = KEYMAP[key]
-        if self._learn_next and action not in ("learn", "quit"):
-            self._learn_next = False
-            if self.midi is None:
-                self.controls.log.append("learn: no MIDI input open (--midi)")
-            else:
-                self.midi.learn(action, value, save_to=self.args.learn)
-            return True
-        if action == "quit":
-            return False
-        if action == "learn":
-            self._learn_next = self.args.learn is not None
-            self.controls.log.append("learn: press the key of an action" if self._learn_next
-                                     else "learn: start with --learn FILE to keep what you learn")
-        elif action == "filter_step":
-            self.engine.set_filter(self.engine.filter + value)
-        elif action == "volume_step":
-            self.engine.set_gain(self.engine.mixer.gain + value)
-        else:
-            self.controls.perform(action, value, source="key")
-        return True
 
     def stop(self) -> None:
         for part in reversed(self.parts):

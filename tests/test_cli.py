@@ -175,3 +175,19 @@ def _spectral_difference(a, b) -> float:
     magnitude_a = np.abs(librosa.stft(np.asarray(a, np.float32).T, n_fft=2048))
     magnitude_b = np.abs(librosa.stft(np.asarray(b, np.float32).T, n_fft=2048))
     return float(np.linalg.norm(magnitude_a - magnitude_b) / np.linalg.norm(magnitude_a))
+
+
+def test_play_flags_reach_the_engine_settings_and_the_rest_keep_the_engines_defaults():
+    from livegen.cli import _build_parser, engine_settings
+    from livegen.engine import EngineSettings
+
+    args = _build_parser().parse_args(["play", "--genre", "house", "--bpm", "124", "--sync-delay", "12",
+                                       "--status", "s.jsonl", "--crossfade", "5", "--blocksize", "8192",
+                                       "--worker-threads", "3", "--compile"])
+    settings = engine_settings(args)
+    assert (settings.genres, settings.bpm, settings.sync_delay_ms, str(settings.status_path),
+            settings.crossfade_ms, settings.blocksize, settings.worker_threads, settings.compile) == \
+        (["house"], 124.0, 12.0, "s.jsonl", 5.0, 8192, 3, "inductor")
+    assert settings.max_block == 8192  # a block bigger than the mixer's default still fits
+    plain, defaults = engine_settings(_build_parser().parse_args(["play"])), EngineSettings(genres=["techno"])
+    assert plain == defaults

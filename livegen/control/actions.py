@@ -20,7 +20,8 @@ from ..loops.prep import BAR_LENGTHS
 from ..presets import SAMPLERS
 
 BUTTONS = {"trigger", "select_genre", "quantise", "bars", "nudge", "steps_up", "steps_down", "sampler", "variation",
-           "continuation", "morph", "tap", "bpm_up", "bpm_down", "record", "save", "cue", "auto"}
+           "continuation", "morph", "tap", "bpm_up", "bpm_down", "volume_step", "filter_step", "record", "save", "cue",
+           "auto"}
 KNOBS = {"select_genre", "quantise", "bars", "steps", "variation_strength", "bpm", "volume", "filter"}
 ACTIONS = BUTTONS | KNOBS
 
@@ -156,6 +157,12 @@ class Controls:
     # -- sound
     def _do_volume(self, value, amount):
         self.engine.set_gain(float(value) if value is not None else (amount or 0.0))
+
+    def _do_volume_step(self, value, amount):
+        self.engine.step_gain(float(value if value is not None else 0.05))
+
+    def _do_filter_step(self, value, amount):
+        self.engine.step_filter(float(value if value is not None else 0.1))
 
     def _do_filter(self, value, amount):
         # 64 of 127 is the centre detent: flat.

@@ -374,6 +374,13 @@ class Engine:
         self._do(lambda: setattr(self, "quantise", quantise))
 
     def set_gain(self, gain: float) -> None:
+        self._do(lambda: self._set_gain(gain))
+
+    def step_gain(self, change: float) -> None:
+        """The master gain up or down by ``change`` from wherever it is when the command runs."""
+        self._do(lambda: self._set_gain(self.mixer.gain + change))
+
+    def _set_gain(self, gain: float) -> None:
         self.mixer.gain = float(GAIN.clamp(gain))
 
     def set_auto_bars(self, bars: int | None) -> None:
@@ -384,6 +391,12 @@ class Engine:
 
     def set_filter(self, position: float) -> None:
         """The DJ filter knob, -1..1: low-pass left of centre, high-pass right, flat in the middle."""
+        self._do(lambda: self._set_filter(position))
+
+    def step_filter(self, change: float) -> None:
+        self._do(lambda: self._set_filter(self.filter + change))
+
+    def _set_filter(self, position: float) -> None:
         from .mixer import dj_filter
 
         self.filter = float(FILTER.clamp(position))

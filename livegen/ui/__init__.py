@@ -1,6 +1,6 @@
-"""The performer's terminal: the dashboard (reads the engine's snapshot) and the keyboard as a controller."""
+"""The performer's terminal: the dashboard (reads the engine's snapshot) and the keys typed into it."""
 
 from livegen.ui.dashboard import Dashboard, ThumbnailCache, render_dashboard
-from livegen.ui.keys import KEY_HELP, KEYMAP, KeyReader, NotATerminalError
+from livegen.ui.keys import KeyReader, NotATerminalError
 
-__all__ = ["Dashboard", "KEY_HELP", "KEYMAP", "KeyReader", "NotATerminalError", "ThumbnailCache", "render_dashboard"]
+__all__ = ["Dashboard", "KeyReader", "NotATerminalError", "ThumbnailCache", "render_dashboard"]

@@ -29,7 +29,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 
-from livegen.ui.keys import KEY_HELP
+from livegen.control.keyboard import KEY_HELP
 
 DASH = "–"
 BEATS_PER_BAR = 4  # the transport's bar; the snapshot does not carry it

@@ -1,10 +1,6 @@
-"""The computer keyboard as a controller: a key map and a reader of single keys.
-
-KEYMAP is data, like a MIDI mapping: each key names the same ``(action,
-value)`` a pad or knob would send, so the keyboard and the controller drive
-the engine through one path. KeyReader puts the terminal into cbreak mode
-(keys arrive as they are typed, no echo, Ctrl-C still interrupts) and always
-puts it back.
+"""Single keys from a terminal: KeyReader puts it into cbreak mode (keys arrive as
+they are typed, no echo, Ctrl-C still interrupts) and always puts it back. What
+the keys do is ``livegen.control.keyboard``'s.
 """
 
 from __future__ import annotations
@@ -17,59 +13,6 @@ import sys
 import termios
 import tty
 from typing import TextIO
-
-# key -> (action, value). Names for keys that are not one printable character:
-# "space", "enter", "escape", "up", "down", "left", "right".
-KEYMAP: dict[str, tuple[str, object]] = {
-    "space": ("trigger", None),
-    "enter": ("trigger", None),
-    **{str(number): ("trigger", number - 1) for number in range(1, 10)},  # launch genre 1-9
-    "q": ("quantise", None),
-    "b": ("bars", None),
-    "+": ("steps_up", None),
-    "-": ("steps_down", None),
-    "s": ("sampler", None),
-    "v": ("variation", None),
-    "c": ("continuation", None),
-    "m": ("morph", None),
-    "t": ("tap", None),
-    "up": ("bpm_up", None),
-    "down": ("bpm_down", None),
-    "left": ("nudge", -10.0),  # hold the set back 10 ms
-    "right": ("nudge", 10.0),  # push it ahead
-    "[": ("filter_step", -0.1),
-    "]": ("filter_step", 0.1),
-    ",": ("volume_step", -0.05),
-    ".": ("volume_step", 0.05),
-    "r": ("record", None),
-    "w": ("save", None),
-    "x": ("cue", None),
-    "a": ("auto", None),
-    "l": ("learn", None),
-    "Q": ("quit", None),  # capital, so a stray q (quantise) cannot end the set
-}
-
-# What the help line calls each action; a shared label puts both keys of a pair together.
-_LABELS = {"steps_up": "steps", "steps_down": "steps", "bpm_up": "bpm", "bpm_down": "bpm",
-           "filter_step": "filter", "volume_step": "volume"}
-_KEY_NAMES = {"up": "↑", "down": "↓", "left": "←", "right": "→"}
-
-
-def _help_line(keymap: dict[str, tuple[str, object]]) -> str:
-    """One line such as "space/enter trigger · 1-9 genre · +/- steps", in the map's order."""
-    groups: dict[str, list[str]] = {}
-    for key, (action, value) in keymap.items():
-        label = "genre" if action == "trigger" and value is not None else _LABELS.get(action, action)
-        groups.setdefault(label, []).append(_KEY_NAMES.get(key, key))
-    parts = []
-    for label, keys in groups.items():
-        if len(keys) > 2 and all(key.isdigit() for key in keys):
-            keys = [f"{keys[0]}-{keys[-1]}"]  # 1/2/3/.../9 reads better as 1-9
-        parts.append(f"{'/'.join(keys)} {label}")
-    return " · ".join(parts)
-
-
-KEY_HELP = _help_line(KEYMAP)
 
 ESC = "\x1b"
 # Cursor keys: "ESC [ A" normally, "ESC O A" when the terminal is in application mode.

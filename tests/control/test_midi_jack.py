@@ -144,6 +144,32 @@ def test_midi_learn_round_trip(engine, sender, tmp_path):
         engine.select_genre("techno")
 
 
+def test_keyboard_learn_binds_the_next_keys_action_to_the_next_control_moved(engine, sender, tmp_path):
+    from livegen.control.keyboard import KeyboardControl
+
+    path = tmp_path / "learned.toml"
+    controls = Controls(engine)
+    control = MidiControl(controls, load_mapping("generic"), port=SENDER, api="jack").start()
+    keyboard = KeyboardControl(controls, control, learn_to=path)
+    try:
+        assert keyboard.press("l") and keyboard.learning
+        assert keyboard.press(".") and not keyboard.learning  # volume up: learned, not done
+        sender.send_message([0xB0, 103, 127])
+        wait_for(path.exists, 10, "the learned mapping to be written")
+        gain = engine.snapshot()["gain"]
+        assert keyboard.press(".")  # now it is done, through the action table
+        wait_for(lambda: abs(engine.snapshot()["gain"] - min(gain + 0.05, 2.0)) < 1e-6, 5, "volume up by a step")
+        assert not keyboard.press("Q")  # ends the set
+    finally:
+        control.stop()
+        engine.set_gain(0.5)
+    binding = load_mapping(path).find("cc", 103, 1)
+    assert (binding.action, binding.value) == ("volume_step", 0.05)
+    without_file = KeyboardControl(controls, control, learn_to=None)
+    without_file.press("l")
+    assert not without_file.learning and "--learn FILE" in controls.log[-1]
+
+
 def test_a_flood_of_messages_is_coalesced_and_the_set_plays_on(engine, sender):
     controls = Controls(engine)
     control = MidiControl(controls, load_mapping("generic"), port=SENDER, api="jack").start()

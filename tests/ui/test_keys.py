@@ -5,7 +5,8 @@ import termios
 
 import pytest
 
-from livegen.ui.keys import KEY_HELP, KEYMAP, KeyReader, NotATerminalError
+from livegen.control.keyboard import KEY_HELP, KEYMAP
+from livegen.ui.keys import KeyReader, NotATerminalError
 
 
 @pytest.fixture()
@@ -28,6 +29,13 @@ def test_keymap_mirrors_the_controller_actions():
     assert KEYMAP["l"] == ("learn", None) and KEYMAP["b"] == ("bars", None)
     for key, (action, _value) in KEYMAP.items():
         assert isinstance(action, str) and (len(key) == 1 or key in {"space", "enter", "up", "down", "left", "right"})
+
+
+def test_every_key_goes_through_the_action_table():
+    from livegen.control import ACTIONS
+
+    own = {"learn", "quit"}  # the keyboard's own: learning a MIDI binding, ending the set
+    assert {action for action, _value in KEYMAP.values()} - own <= ACTIONS
 
 
 def test_help_names_every_action_on_one_line():
