@@ -15,6 +15,15 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 TINY = ARCHITECTURES["micro"]
 
 
+def pytest_collection_modifyitems(items):
+    """Every test that plays through a real JACK server is marked ``jack`` and ``slow``:
+    ``pytest -m "not slow"`` is the fast core for the development loop."""
+    for item in items:
+        if "jack_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.jack)
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("models") / "tiny"

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import soundfile
 
 PYTHON = [sys.executable, "-m", "livegen.cli"]
@@ -75,6 +76,7 @@ def test_bad_model_gives_a_clear_error(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_new_model_then_info(tmp_path):
     result = run("new-model", tmp_path / "m", "--size", "tiny", "--genres", "techno,house")
     assert result.returncode == 0, result.stderr
@@ -94,6 +96,7 @@ def hub_cache(root, hub_id, model_dir, revision="0123456789abcdef0123456789abcde
     return {"HF_HUB_CACHE": str(root), "HF_HUB_OFFLINE": "1"}
 
 
+@pytest.mark.slow
 def test_published_model_by_hub_id_loads_from_the_hub_cache(tiny_model_dir, tmp_path):
     env = hub_cache(tmp_path / "hub", "someone/tiny-loops", tiny_model_dir)
     info = run("info", "someone/tiny-loops", env=env)

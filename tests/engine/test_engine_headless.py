@@ -35,6 +35,7 @@ def presets_with_a_broken_genre(tmp_path):
     return presets, broken
 
 
+@pytest.mark.slow
 def test_play_headless_writes_the_set_status_and_recording(tmp_path, presets_with_a_broken_genre):
     presets, broken = presets_with_a_broken_genre
     env = {**os.environ, "LIVEGEN_PRESETS": str(presets), "JACK_NO_START_SERVER": "1"}
@@ -87,6 +88,7 @@ def test_play_without_a_sound_card_says_so(tmp_path):
     assert "no sound output device found" in result.stderr and "--headless" in result.stderr
 
 
+@pytest.mark.slow
 def test_tempo_change_modes_cue_and_saving_the_playing_loop(tmp_path):
     # The one-step student: a slice model, whose fitted canvas this test follows (the default is a grid model).
     # The worker runs as on a GPU machine: its UNet compiled (traced by dynamo; the "eager" backend skips

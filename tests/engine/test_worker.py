@@ -6,6 +6,8 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
 from livegen.engine.loopbank import LoopBank, slot_frames_for
 from livegen.engine.worker import LoopReady, LoopRequest, WorkerConfig, WorkerReady, worker_main
 from livegen.presets import load_genre
@@ -72,6 +74,7 @@ class RunningWorker:
         self.bank.close()
 
 
+@pytest.mark.slow
 def test_prep_processes_end_when_the_worker_is_killed():
     with RunningWorker(prep_processes=2) as worker:
         assert worker.ready().prep_processes == 2
@@ -82,6 +85,7 @@ def test_prep_processes_end_when_the_worker_is_killed():
         wait_for(lambda: not any(alive(pid) for pid in pool), 10, "the prep processes to end")
 
 
+@pytest.mark.slow
 def test_a_dead_prep_process_ends_the_worker_for_the_engine_to_restart():
     # A broken pool would fail every loop from then on; an ended worker is restarted by the engine.
     with RunningWorker(prep_processes=1) as worker:

@@ -21,6 +21,7 @@ def corpus_dir(tmp_path_factory, palette):
     return out
 
 
+@pytest.mark.slow
 def test_every_genre_renders_clips_in_its_tempo_range(corpus_dir):
     for name, genre in GENRES.items():
         clips = sorted((corpus_dir / name).glob("*.flac"))
@@ -33,6 +34,7 @@ def test_every_genre_renders_clips_in_its_tempo_range(corpus_dir):
             assert 0.5 < np.abs(audio).max() <= 0.9
 
 
+@pytest.mark.slow
 def test_clips_have_a_steady_beat_at_their_tempo(corpus_dir):
     """The beat grid of a clip's first slice agrees with the tempo it was rendered at."""
     for name in GENRES:
@@ -44,6 +46,7 @@ def test_clips_have_a_steady_beat_at_their_tempo(corpus_dir):
         assert min(abs(found / bpm - r) for r in (0.5, 1.0, 2.0)) < 0.02, (name, found, bpm)
 
 
+@pytest.mark.slow
 def test_same_seed_same_corpus_and_resume(corpus_dir, palette, tmp_path):
     assert build_corpus(tmp_path, clips_per_genre=1, genres=["house"], seed=3, palette_cache=palette) == 1
     a, _ = soundfile.read(tmp_path / "house" / "house_0000.flac")

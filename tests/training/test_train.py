@@ -42,12 +42,14 @@ def test_train_saves_a_loadable_model_and_resumes(data_dir, tmp_path):
     assert state_digest(retrained.unet) != state_digest(model.unet)
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss(data_dir, tmp_path):
     settings = TrainSettings(size="micro", batch_size=8, max_steps=60, warmup_steps=5, lr=1e-3, save_every=1000)
     summary = train(data_dir, tmp_path / "m", settings, log=lambda m: None)
     assert summary["final_loss"] < 0.5  # untrained noise prediction starts near 1
 
 
+@pytest.mark.slow
 def test_two_process_data_parallel_training_keeps_replicas_identical(data_dir, tmp_path):
     """accelerate launch, 2 CPU processes (gloo): both ranks end with the same weights.
 
