@@ -21,6 +21,7 @@ import os
 import signal
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -102,6 +103,8 @@ def audio_main(config: AudioConfig, commands, replies) -> None:
             mixer.set_filter(args)
         elif name == "tap":
             mixer.tap = tap if args else None
+        elif name == "reset":
+            mixer = _replace_faulted(mixer, output, state, replies)
         state.ints[MixerState.APPLIED] = seq
     output.stop()
     mixer.current = mixer.outgoing = mixer.cue = mixer.pending = mixer.taken = None
@@ -109,6 +112,27 @@ def audio_main(config: AudioConfig, commands, replies) -> None:
     tap = None
     state.close()
     bank.close()
+
+
+def _replace_faulted(mixer: Mixer, output, state: MixerState, replies) -> Mixer:
+    """A fresh mixer in the faulted one's place, on the same output, state, gain, filter and tap.
+
+    The output stream and its file stay open, so a headless set's file and a recording go on. What
+    the old mixer held (the loop on stage, a launch on its way) is cleared from the state: the
+    engine launches the playing loop again, on the grid."""
+    fault = mixer.fault
+    fresh = Mixer(mixer.sample_rate, mixer.channels, max_block=mixer.max_block, gain=mixer.gain, state=state)
+    fresh.filter, fresh.tap = mixer.filter, mixer.tap
+    ints = state.ints
+    ints[[MixerState.CURRENT_ID, MixerState.OUTGOING_ID, MixerState.PENDING_ID, MixerState.CUE_ID]] = -1
+    ints[MixerState.TAKEN] = ints[MixerState.APPLIED]  # nothing sent so far is waiting any more
+    output.mixer = fresh  # one attribute: the callback renders with the old mixer or the new, whole
+    report = "".join(traceback.format_exception(fault)) if fault is not None else "no fault (reset asked)"
+    try:
+        replies.send(("fault", report))
+    except (OSError, ValueError):
+        pass
+    return fresh
 
 
 class RemoteMixer:
@@ -131,6 +155,7 @@ class RemoteMixer:
         self._cue_id: int | None = None  # the last cue sent
         self._process = None
         self._commands = None
+        self._replies = None
         self.output_name = "?"
         self.output_latency = 0.0
 
@@ -158,7 +183,7 @@ class RemoteMixer:
             reply = replies_recv.recv()
         except EOFError:
             reply = ("error", f"the audio process stopped (exit code {self._process.exitcode})")
-        replies_recv.close()
+        self._replies = replies_recv  # from now on: reports of faults in the callback
         if reply[0] == "error":
             self.stop()
             raise OutputError(reply[1])
@@ -181,6 +206,9 @@ class RemoteMixer:
             self._process.kill()
             self._process.join()
         self._commands.close()
+        if self._replies is not None:
+            self._replies.close()
+            self._replies = None
         self._process = None
 
     def close(self) -> None:
@@ -225,6 +253,22 @@ class RemoteMixer:
     def set_filter(self, coefficients) -> None:
         self._send("filter", coefficients)
 
+    def reset(self) -> None:
+        """Put a fresh mixer in place of one whose callback faulted (``faults``); its report follows."""
+        self._send("reset")
+
+    def fault_reports(self) -> list[str]:
+        """Tracebacks of callback faults that the audio process has reported since the last call."""
+        reports = []
+        try:
+            while self._replies is not None and self._replies.poll():
+                kind, text = self._replies.recv()
+                if kind == "fault":
+                    reports.append(text)
+        except (EOFError, OSError):
+            pass
+        return reports
+
     def open_tap(self) -> Ring:
         """The ring the callback copies the master pair into, from a block soon after this."""
         ring = self.state.tap()
@@ -248,6 +292,7 @@ class RemoteMixer:
     underflows = property(lambda self: self._int(MixerState.UNDERFLOWS))
     late_launches = property(lambda self: self._int(MixerState.LATE_LAUNCHES))
     launch_count = property(lambda self: self._int(MixerState.LAUNCH_COUNT))
+    faults = property(lambda self: self._int(MixerState.FAULTS))  # exceptions caught in the callback
     applied = property(lambda self: self._int(MixerState.APPLIED))
     level = property(lambda self: float(self.state.floats[MixerState.LEVEL]))
     clock_time = property(lambda self: float(self.state.floats[MixerState.CLOCK_TIME]))

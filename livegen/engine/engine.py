@@ -177,6 +177,8 @@ class Engine:
         self.next_up: LoopInfo | None = None
         self.worker_restarts = 0
         self._audio_lost = False
+        self._audio_faults = 0  # callback faults recovered from
+        self._playing_stage = None  # the mixer's OnStage of the playing loop, last seen sound
         self.worker_state = "starting"
         self.worker_report = WorkerReady("?", threads=0)  # what the worker says of itself once ready
         self.errors: deque[str] = deque(maxlen=20)
@@ -325,6 +327,25 @@ class Engine:
         if not self.mixer.alive and not self._audio_lost:
             self._audio_lost = True
             self._note("the audio process stopped: nothing is playing", kind="error")
+        faults = self.mixer.faults
+        if faults > self._audio_faults:
+            self._audio_faults = faults
+            self._recover_from_audio_fault()
+        for report in self.mixer.fault_reports():
+            last = report.strip().splitlines()[-1] if report.strip() else "?"
+            self._note(f"the audio callback failed ({last}); its mixer was replaced and the set goes on",
+                       kind="audio_fault")
+            self.events[-1]["traceback"] = report
+
+    def _recover_from_audio_fault(self) -> None:
+        """The callback is silent since its fault: a fresh mixer, and the playing loop again from where
+        the grid has got to, faded in."""
+        current = self._playing_stage  # as last seen before the fault (the fault may have garbled the state)
+        self.mixer.reset()
+        if self.playing is not None and current is not None and current.loop_id == self.playing.loop_id:
+            fade = self._nudge_fade
+            at = self._earliest(len(fade))
+            self._launch(self.playing, at=at, fade=fade, offset=(at - current.start) % current.frames)
 
     def _send(self, request: LoopRequest) -> None:
         try:
@@ -698,6 +719,10 @@ class Engine:
             if not self.started.is_set():
                 self.started.set()
         self.transport.advance(mixer.clock)
+        current = mixer.current
+        if current is not None and self.playing is not None and current.loop_id == self.playing.loop_id \
+                and not mixer.faults > self._audio_faults:
+            self._playing_stage = current  # where the playing loop began: a resume after a fault follows it
         for loop_id in list(self._on_stage):
             if loop_id in held:
                 self._stage_misses.pop(loop_id, None)
@@ -863,6 +888,7 @@ class Engine:
             "genre_errors": {name: state.error for name, state in self.genres.items() if state.error},
             "launches": self.mixer.launch_count, "late_launches": self.mixer.late_launches,
             "underflows": self.mixer.underflows,
+            "audio_faults": self.mixer.faults,
             "dsp_load": round(self.dsp_load, 4), "block_time": self.mixer.state.block_times(),
             "worker": {"state": self.worker_state, "device": self.worker_device,
                        "threads": self.worker_report.threads, "compiled": self.worker_report.compiled,

@@ -127,14 +127,14 @@ class MixerState:
 
     # int64 fields
     (CLOCK, UNDERFLOWS, LATE_LAUNCHES, LAUNCH_COUNT, APPLIED, TAKEN, CURRENT_ID, CURRENT_START, CURRENT_FRAMES,
-     OUTGOING_ID, OUTGOING_END, PENDING_ID, CUE_ID, BUMP_COUNT) = range(14)
+     OUTGOING_ID, OUTGOING_END, PENDING_ID, CUE_ID, BUMP_COUNT, FAULTS) = range(15)
     # How long the callback took per block, as a share of the block's own duration: counts of
     # blocks per bucket (below BLOCK_TIME_EDGES[0], between the edges, above the last), by the
     # clock on the wall and by the thread's own CPU time. Wall time far above CPU time means the
     # thread was kept waiting (by the machine, or by a lock); CPU time near 1 means the mixer's
     # own work no longer fits in a block.
     BLOCK_TIME_EDGES = (0.1, 0.25, 0.5, 1.0)
-    BLOCK_WALL = BUMP_COUNT + 1  # first of len(BLOCK_TIME_EDGES) + 1 counters
+    BLOCK_WALL = FAULTS + 1  # first of len(BLOCK_TIME_EDGES) + 1 counters
     BLOCK_CPU = BLOCK_WALL + len(BLOCK_TIME_EDGES) + 1
     INTS = BLOCK_CPU + len(BLOCK_TIME_EDGES) + 1
     LEVEL, CLOCK_TIME, BUSY_SECONDS = range(3)  # float64 fields
@@ -329,6 +329,7 @@ class Mixer:
         self.cue: Voice | None = None  # headphone preview on channels 3-4, when there are four
         self.cue_gain = 0.8
         self.tap: Ring | None = None  # recorder input: the master pair
+        self.fault: Exception | None = None  # what the callback raised, once; silence from then on
         self._limit = 1.0
         self._applied = gain
         self._mix = np.zeros(max_block, np.float32)
@@ -344,7 +345,22 @@ class Mixer:
 
     # ------------------------------------------------------------ the callback
     def render(self, out: np.ndarray) -> None:
-        """Fill ``out`` (frames x channels, float32) with the next block of the set."""
+        """Fill ``out`` (frames x channels, float32) with the next block of the set. Never raises.
+
+        An exception would stop PortAudio calling back (the set silent, the process alive). Instead the
+        block and every later one is silence, the clock runs on, the fault is counted in the state and
+        kept in ``fault``: the audio process reports it and puts a fresh mixer in this one's place."""
+        if self.fault is None:
+            try:
+                self._render(out)
+                return
+            except Exception as error:  # noqa: BLE001 -- whatever it is, the callback must return
+                self.fault = error
+                self.state.ints[MixerState.FAULTS] += 1
+        out.fill(0.0)
+        self.clock = self.clock + out.shape[0]
+
+    def _render(self, out: np.ndarray) -> None:
         started, cpu_started = perf_counter(), thread_time()
         self.clock_time = started
         n = out.shape[0]

@@ -119,9 +119,10 @@ class SoundCardOutput:
             dtype="float32", latency=latency, callback=self._callback)
 
     def _callback(self, outdata, frames, time_info, status) -> None:
+        mixer = self.mixer  # the audio process may put a fresh one in place between blocks
         if status.output_underflow:
-            self.mixer.underflows += 1
-        self.mixer.render(outdata)
+            mixer.underflows += 1
+        mixer.render(outdata)
 
     @property
     def latency(self) -> float:
@@ -153,9 +154,12 @@ class FileSink:
         block = np.zeros((self.blocksize, self.mixer.channels), np.float32)
         period = self.blocksize / self.mixer.sample_rate
         deadline = time.monotonic()
+        begun = False  # the file begins with the set, not the loading silence; then every block is in it
         while not self._stop.is_set():
-            self.mixer.render(block)
-            if self.mixer.current is not None:  # the file begins with the set, not the loading silence
+            mixer = self.mixer  # the audio process may put a fresh one in place between blocks
+            mixer.render(block)
+            begun = begun or mixer.current is not None
+            if begun:
                 self.writer.write(block)
             deadline += period
             if self.realtime:
@@ -163,7 +167,7 @@ class FileSink:
                 if wait > 0:
                     time.sleep(wait)
                 elif wait < -period:  # a sound card would have run dry here
-                    self.mixer.underflows += 1
+                    mixer.underflows += 1
 
     def start(self) -> None:
         self._thread.start()

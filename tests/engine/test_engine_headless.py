@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -170,3 +171,45 @@ def test_tempo_change_modes_cue_and_saving_the_playing_loop(tmp_path):
 def test_an_unknown_canvas_is_refused_by_name(tmp_path):
     with pytest.raises(EngineError, match="canvas must be one of fit, native, got 'wide'"):
         Engine(EngineSettings(genres=["techno"], canvas="wide"), AudioFile(tmp_path / "set.wav"))
+
+
+@pytest.mark.slow
+def test_a_fault_in_the_audio_callback_leaves_the_set_playing_within_a_second(tmp_path):
+
+    rate = 48000
+    engine = Engine(EngineSettings(genres=["techno-fast"], bpm=128.0, depth=1, seed=5, sample_rate=rate),
+                    AudioFile(tmp_path / "set.wav", blocksize=256))
+    engine.start()
+    try:
+        engine.wait_until_playing(timeout=240)
+        time.sleep(1.0)
+        playing, before = engine.playing, engine.mixer.current
+        # A launch whose fade has the wrong shape: the callback raises inside the mixer (it began the launch,
+        # so the state it publishes names a loop that never sounded).
+        engine.mixer.launch(10**6, playing.slot, playing.frames, None, np.ones((64, 3), np.float32))
+        wait_for(lambda: engine.mixer.faults == 1, 2, "the fault to be caught")
+        faulted = time.monotonic()
+        wait_for(lambda: (c := engine.mixer.current) is not None and c.loop_id == playing.loop_id
+                 and engine.mixer.level > 0.01, 1.0, "the set to sound again within a second", engine.snapshot)
+        back_after = time.monotonic() - faulted
+        after = engine.mixer.current
+        assert (after.start - before.start) % playing.frames == 0  # the loop resumed where the grid had got to
+        event = wait_for(lambda: next((e for e in engine.events if e["event"] == "audio_fault"), None), 2,
+                         "the fault's report")
+        assert "ValueError" in event["message"] and "broadcast" in event["traceback"]
+        assert "Traceback" in event["traceback"] and "_render" in event["traceback"]
+        assert engine.snapshot()["audio_faults"] == 1
+        time.sleep(1.0)
+        played = engine.mixer.clock - next(e["sample"] for e in engine.events if e["event"] == "launch")
+    finally:
+        engine.stop()
+        engine.close()
+    # The file went on through the fault: every block from the first loop on, the silent gap short.
+    audio, _ = soundfile.read(tmp_path / "set.wav", dtype="float32")
+    assert played <= len(audio) < played + rate  # the file kept pace with the clock (it stopped just after)
+    quiet = np.abs(audio[:, 0]) < 1e-4
+    longest, run = 0, 0
+    for silent in quiet[::64]:
+        run = run + 1 if silent else 0
+        longest = max(longest, run)
+    assert longest * 64 < rate, f"{longest * 64 / rate:.2f} s of silence ({back_after:.2f} s to come back)"

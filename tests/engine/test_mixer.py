@@ -243,3 +243,17 @@ def test_every_block_is_timed_into_its_share_of_the_block():
     assert added["busy_seconds"] == pytest.approx(0.004)
     mixer._count_block_time(256, 0.006, 0.006)  # over the block's 5.3 ms: the last bucket
     assert mixer.state.block_times()["cpu"][-1] == 1
+
+
+def test_a_fault_in_the_callback_is_caught_counted_and_silenced():
+    """An exception out of the callback would stop PortAudio calling it: render never raises."""
+    mixer = Mixer(48000, 2, max_block=512)
+    out = np.ones((256, 2), np.float32)
+    loop = np.full((48000, 2), 0.1, np.float32)
+    mixer.schedule(Launch(Voice(loop, 1), None, np.ones((64, 3), np.float32), 0, seq=1))  # a fade of bad shape
+    mixer.render(out)
+    assert isinstance(mixer.fault, ValueError) and mixer.state.ints[MixerState.FAULTS] == 1
+    assert not out.any() and mixer.clock == 256  # silence, and the clock runs on for the grid
+    out[:] = 1.0
+    mixer.render(out)
+    assert not out.any() and mixer.clock == 512 and mixer.state.ints[MixerState.FAULTS] == 1  # counted once
