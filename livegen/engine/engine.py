@@ -178,6 +178,7 @@ class Engine:
         self.worker_restarts = 0
         self._audio_lost = False
         self._audio_faults = 0  # callback faults recovered from
+        self._preroll_underflows: int | None = None  # the output's underflows before the first loop, once it plays
         self._playing_stage = None  # the mixer's OnStage of the playing loop, last seen sound
         self.worker_state = "starting"
         self.worker_report = WorkerReady("?", threads=0)  # what the worker says of itself once ready
@@ -717,6 +718,7 @@ class Engine:
                                     self.transport.beat_at(at))), "genre": info.genre, "seed": info.seed,
                                 "mode": info.mode, "from": previous.loop_id if previous else None})
             if not self.started.is_set():
+                self._preroll_underflows = mixer.underflows  # while the worker loaded: not the set's
                 self.started.set()
         self.transport.advance(mixer.clock)
         current = mixer.current
@@ -868,6 +870,11 @@ class Engine:
             self.errors.append(message)
         self.events.append({"event": kind, "message": message, "sample": self.mixer.clock})
 
+    def _underflows_in_play(self) -> int:
+        # Before the first loop the output plays silence while the worker loads (the CPU at its busiest):
+        # those underflows are pre-roll, reported apart.
+        return 0 if self._preroll_underflows is None else self.mixer.underflows - self._preroll_underflows
+
     def snapshot(self) -> dict:
         """The engine's state as plain data: the status line, the dashboard, tests."""
         clock = self.mixer.clock
@@ -887,7 +894,8 @@ class Engine:
             "dropped": {name: state.dropped for name, state in self.genres.items()},
             "genre_errors": {name: state.error for name, state in self.genres.items() if state.error},
             "launches": self.mixer.launch_count, "late_launches": self.mixer.late_launches,
-            "underflows": self.mixer.underflows,
+            "underflows": self._underflows_in_play(),  # while playing: what a listener could have heard
+            "preroll_underflows": self._preroll_underflows,
             "audio_faults": self.mixer.faults,
             "dsp_load": round(self.dsp_load, 4), "block_time": self.mixer.state.block_times(),
             "worker": {"state": self.worker_state, "device": self.worker_device,
