@@ -49,7 +49,8 @@ def _build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--count", type=_positive_int, default=4, help="loops to render (default 4)")
     gen.add_argument("--steps", type=_positive_int, help="sampling steps (default: the preset's, else 50)")
     gen.add_argument("--sampler", choices=list(SAMPLERS), help="default: the preset's, else ddim")
-    gen.add_argument("--eta", type=float, default=0.0, help="DDIM eta: 0 deterministic, 1 like DDPM")
+    gen.add_argument("--eta", type=float, help="DDIM eta: 0 draws a loop from its starting noise alone, 1 adds "
+                                                "fresh noise each step as DDPM does (default: the preset's)")
     gen.add_argument("--seed", type=int, default=0, help="seed of the first loop; loop i uses seed + i")
     gen.add_argument("--batch", type=_positive_int, default=8, help="loops sampled at once")
     gen.add_argument("--genre", help="class label (name or index) for class-conditional models")
@@ -183,7 +184,7 @@ def _generate(args) -> int:
     model, preset = _resolve_model(args.model, args.device, args.precision)
     settings = RenderSettings(
         steps=args.steps or preset.steps, sampler=args.sampler or preset.sampler,
-        eta=args.eta, batch_size=args.batch, genre=args.genre or preset.label,
+        eta=preset.eta if args.eta is None else args.eta, batch_size=args.batch, genre=args.genre or preset.label,
         bpm=args.bpm, tempo_hint=preset.tempo_hint, raw=args.raw, sample_rate=args.sample_rate, bars=args.bars,
         canvas=args.canvas,
     )

@@ -46,6 +46,9 @@ class GenrePreset:
     label: str | None = None
     steps: int = 50
     sampler: str = "ddim"
+    # DDIM's eta: 0 draws the loop from its starting noise alone; 1 adds fresh noise each step, as DDPM
+    # does, which the shipped models need for crisp hits at few steps (docs/models.md)
+    eta: float = 0.0
     bpm_range: tuple[float, float] | None = None  # the genre's tempi; None: any
 
     @property
@@ -67,7 +70,7 @@ def _model_location(preset_dir: Path, model: str) -> Path | str:
 
 def model_preset(location: str | Path) -> GenrePreset:
     """The preset of a model named directly (a dir, or a Hub id not downloaded yet): its livegen.json's
-    default steps and sampler where it has them, else 50 DDIM steps."""
+    default steps, sampler and eta where it has them, else 50 DDIM steps at eta 0."""
     local = Path(location).expanduser()
     if not local.is_dir():  # a Hub id: nothing to read until the worker fetches it
         return GenrePreset(name=str(location).split("/")[-1], model=str(location))
@@ -75,11 +78,19 @@ def model_preset(location: str | Path) -> GenrePreset:
     extra = read_json_object(extra_path, PresetError) if extra_path.is_file() else {}
     try:
         steps, sampler = int(extra.get("default_steps", 50)), str(extra.get("default_sampler", "ddim"))
+        eta = _eta(extra.get("default_eta", 0.0))
     except (TypeError, ValueError) as err:
         raise PresetError(f"{extra_path}: bad value ({err})") from None
     if sampler not in SAMPLERS:
         raise PresetError(f"{extra_path}: unknown default_sampler {sampler!r} (samplers: {', '.join(SAMPLERS)})")
-    return GenrePreset(name=local.resolve().name, model=local.resolve(), steps=steps, sampler=sampler)
+    return GenrePreset(name=local.resolve().name, model=local.resolve(), steps=steps, sampler=sampler, eta=eta)
+
+
+def _eta(value) -> float:
+    eta = float(value)
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta {eta:g} is outside 0-1")
+    return eta
 
 
 def load_genre(name_or_path: str | Path, presets_dir: Path = PRESETS_DIR) -> GenrePreset:
@@ -99,7 +110,7 @@ def load_genre(name_or_path: str | Path, presets_dir: Path = PRESETS_DIR) -> Gen
         raise PresetError(f"{path}: {err}") from None
     if "model" not in data:
         raise PresetError(f"{path}: missing key 'model'")
-    allowed = {"model", "label", "steps", "sampler", "bpm_range"}
+    allowed = {"model", "label", "steps", "sampler", "eta", "bpm_range"}
     unknown = set(data) - allowed
     if unknown:
         raise PresetError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
@@ -114,6 +125,7 @@ def load_genre(name_or_path: str | Path, presets_dir: Path = PRESETS_DIR) -> Gen
                 raise ValueError(f"bpm_range {list(data['bpm_range'])} is not low <= high above 0")
         return GenrePreset(name=path.stem, model=_model_location(path.parent, str(data["model"])),
                            label=data.get("label"), steps=int(data.get("steps", 50)),
-                           sampler=str(data.get("sampler", "ddim")), bpm_range=bpm_range)
+                           sampler=str(data.get("sampler", "ddim")), eta=_eta(data.get("eta", 0.0)),
+                           bpm_range=bpm_range)
     except (TypeError, ValueError) as err:
         raise PresetError(f"{path}: bad value ({err})") from None

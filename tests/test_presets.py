@@ -73,3 +73,18 @@ def test_tempo_range_gives_the_tempo_hint(tmp_path):
     assert load_genre("any", tmp_path).bpm_range is None and load_genre("any", tmp_path).tempo_hint is None
     with pytest.raises(PresetError, match=r"bad\.toml: bad value \(bpm_range \[140, 70\]"):
         load_genre("bad", tmp_path)
+
+
+def test_eta_comes_from_the_preset_or_the_models_own_default(tmp_path):
+    assert load_genre("techno").eta == 1.0  # the shipped genres sample with fresh noise each step
+    grid = (PRESETS_DIR / "models" / "lite-genres-grid").resolve()
+    assert load_genre(str(grid)).eta == 1.0  # its livegen.json's default_eta
+    assert load_genre(str((PRESETS_DIR / "models" / "lite-genres-distilled").resolve())).eta == 0.0
+    (tmp_path / "genres").mkdir()
+    (tmp_path / "genres" / "loud.toml").write_text('model = "x"\neta = 2\n')
+    with pytest.raises(PresetError, match=r"loud\.toml: bad value \(eta 2 is outside 0-1\)"):
+        load_genre("loud", tmp_path)
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "livegen.json").write_text('{"default_eta": "lots"}')
+    with pytest.raises(PresetError, match=r"odd/livegen\.json: bad value"):
+        load_genre(str(tmp_path / "odd"))

@@ -72,6 +72,7 @@ def evaluate(args) -> int:
     from .eval import evaluate as run_eval, write_listening_page, write_report
 
     report = run_eval(args.model_dir, args.data_dir, count=args.count, steps=args.steps, sampler=args.sampler,
+                      eta=args.eta,
                       fidelity_steps=tuple(args.fidelity_steps), reference_steps=args.reference_steps,
                       fidelity_count=args.fidelity_count, device=args.device, loops_per_genre=args.loops,
                       bpm=args.bpm, corpus_dir=args.corpus, log=print)
@@ -175,6 +176,7 @@ def main(argv=None) -> int:
     e.add_argument("--count", type=int, default=32, help="slices for the Frechet distance (and real ones to compare)")
     e.add_argument("--steps", type=int, help="sampling steps (default: the model's own, else 50)")
     e.add_argument("--sampler", choices=["ddim", "ddpm", "dpm++"])
+    e.add_argument("--eta", type=float, help="DDIM eta of the loops measured (default: the model's own, else 0)")
     e.add_argument("--fidelity-steps", type=int, nargs="*", default=[10, 20, 50])
     e.add_argument("--reference-steps", type=int, default=1000)
     e.add_argument("--fidelity-count", type=int, default=2)

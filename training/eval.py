@@ -84,11 +84,11 @@ class EvalReport:
 
 
 def evaluate(model_dir: Path, data_dir: Path, *, count: int = 32, steps: int | None = None,
-             sampler: str | None = None, fidelity_steps: tuple[int, ...] = (10, 20, 50),
+             sampler: str | None = None, eta: float | None = None, fidelity_steps: tuple[int, ...] = (10, 20, 50),
              reference_steps: int = 1000, fidelity_count: int = 2, seed: int = 1000, device=None,
              loops_per_genre: int = 8, bpm: float | None = None, corpus_dir: Path | None = None,
              log=lambda message: None) -> EvalReport:
-    """All figures of a model. ``steps``/``sampler`` default to the model's own (livegen.json);
+    """All figures of a model. ``steps``/``sampler``/``eta`` default to the model's own (livegen.json);
     ``loops_per_genre`` loops of each genre are measured for their sound, at ``bpm`` (default: each
     genre preset's tempo); ``corpus_dir``: the audio the data set was made from (default: as recorded
     by ``prepare``)."""
@@ -101,7 +101,8 @@ def evaluate(model_dir: Path, data_dir: Path, *, count: int = 32, steps: int | N
     model = load_model(model_dir, device)
     steps = steps or int(model.extra.get("default_steps", 50))
     sampler = sampler or str(model.extra.get("default_sampler", "ddim"))
-    quality = measure_quality(model, data_dir, count=loops_per_genre, steps=steps, sampler=sampler, seed=seed,
+    eta = float(model.extra.get("default_eta", 0.0)) if eta is None else eta
+    quality = measure_quality(model, data_dir, count=loops_per_genre, steps=steps, sampler=sampler, eta=eta, seed=seed,
                               corpus_dir=corpus_dir, bpm=bpm, log=log)
 
     codec = MelCodec(model.mel)
@@ -116,7 +117,7 @@ def evaluate(model_dir: Path, data_dir: Path, *, count: int = 32, steps: int | N
     def embeddings_of(m, n):
         seeds = list(range(seed, seed + n))
         labels = [i % len(m.class_names) for i in range(n)] if m.is_class_conditional else None
-        images = decode_images(m, generate(m, seeds, steps=steps, sampler=sampler, class_labels=labels))
+        images = decode_images(m, generate(m, seeds, steps=steps, sampler=sampler, eta=eta, class_labels=labels))
         return np.stack([embed(a, rate) for a in codec.images_to_audio(images)])
 
     generated_embeddings = embeddings_of(model, count)
@@ -140,7 +141,7 @@ def evaluate(model_dir: Path, data_dir: Path, *, count: int = 32, steps: int | N
         frechet_untrained=frechet_distance(untrained_embeddings, real_embeddings[half:]),
         quality=quality, fidelity=fidelity,
         settings={"model": str(model_dir), "data": str(data_dir), "count": count, "steps": steps,
-                  "sampler": sampler, "reference_steps": reference_steps, "seed": seed,
+                  "sampler": sampler, "eta": eta, "reference_steps": reference_steps, "seed": seed,
                   "loops_per_genre": loops_per_genre, "bpm": bpm},
     )
 

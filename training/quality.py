@@ -157,9 +157,9 @@ def genre_tempo(genre: str | None) -> float | None:
 
 
 def live_loops(model, images_or_none, *, label: int | None, seeds: list[int], steps: int, sampler: str,
-               bpm: float | None, bars: int = 4):
+               bpm: float | None, bars: int = 4, eta: float = 0.0):
     """(images, loops or LoopErrors) as the live worker makes them: the fitted canvas for ``bars`` bars at
-    ``bpm``, the model's sampler, the image path with the live Griffin-Lim iterations. With
+    ``bpm``, the model's sampler (and DDIM eta), the image path with the live Griffin-Lim iterations. With
     ``images_or_none`` given, those images go through the same loop prep instead (the ceiling)."""
     from livegen.diffusion import decode_images, generate
     from livegen.loops import bar_choices, loops_from_images
@@ -169,7 +169,7 @@ def live_loops(model, images_or_none, *, label: int | None, seeds: list[int], st
     images = images_or_none
     if images is None:
         width = loop_canvas(model, "fit", bars, bpm, bpm)
-        x = generate(model, seeds, steps=steps, sampler=sampler, width=width,
+        x = generate(model, seeds, steps=steps, sampler=sampler, eta=eta, width=width,
                      class_labels=None if label is None else [label] * len(seeds))
         images = decode_images(model, x)
     loops = loops_from_images(list(images), model.mel, bpm=bpm, device=model.device, n_iter=LIVE_ITERATIONS,
@@ -177,7 +177,8 @@ def live_loops(model, images_or_none, *, label: int | None, seeds: list[int], st
     return images, loops
 
 
-def measure_quality(model, data_dir: Path, *, count: int = 8, steps: int, sampler: str, seed: int = 1000,
+def measure_quality(model, data_dir: Path, *, count: int = 8, steps: int, sampler: str, eta: float = 0.0,
+                    seed: int = 1000,
                     corpus_dir: Path | None = None, bpm: float | None = None, examples: int = 3,
                     log=lambda message: None) -> dict[str, GenreQuality]:
     """Per genre of the model (one "all" for an unconditional model): its loops' figures beside the ceiling
@@ -199,7 +200,8 @@ def measure_quality(model, data_dir: Path, *, count: int = 8, steps: int, sample
         tempo = bpm or genre_tempo(genre if genre != "all" else None)
         label = model.class_label(genre) if model.is_class_conditional else None
         seeds = list(range(seed, seed + count))
-        images, loops = live_loops(model, None, label=label, seeds=seeds, steps=steps, sampler=sampler, bpm=tempo)
+        images, loops = live_loops(model, None, label=label, seeds=seeds, steps=steps, sampler=sampler, bpm=tempo,
+                                   eta=eta)
         generated = []
         for s, image, loop in zip(seeds, images, loops):
             if not isinstance(loop, LoopError):

@@ -109,11 +109,12 @@ class LoopInfo:
     seed = property(lambda self: self.request.seed)
     steps = property(lambda self: self.request.steps)
     sampler = property(lambda self: self.request.sampler)
+    eta = property(lambda self: self.request.eta)
 
     def describe(self) -> dict:
         return {"id": self.loop_id, "genre": self.genre, "seed": self.seed, "mode": self.mode,
                 "bpm": round(self.bpm, 3), "bars": self.bars, "steps": self.steps, "sampler": self.sampler,
-                "width": self.width}
+                "eta": self.eta, "width": self.width}
 
 
 @dataclass
@@ -466,6 +467,10 @@ class Engine:
         back), through a short crossfade, as a DJ pushes or holds a platter."""
         self._do(lambda: self._nudge(float(milliseconds)))
 
+    def _preset_eta(self, genre: str) -> float:
+        preset = self.genres[genre].preset
+        return 0.0 if isinstance(preset, Exception) else preset.eta
+
     def effective(self, name: str, genre: str | None = None):
         """Steps or sampler in force for ``genre`` (default: the playing, else the selected one):
         the set's own, else that genre preset's."""
@@ -593,11 +598,12 @@ class Engine:
         self._seed += 1
         request = LoopRequest(loop_id=self._new_id(), slot=slot, genre=genre, seed=seed,
                               steps=int(self.effective("steps", genre)),
-                              sampler=str(self.effective("sampler", genre)), bpm=self.target_bpm,
+                              sampler=str(self.effective("sampler", genre)), eta=self._preset_eta(genre),
+                              bpm=self.target_bpm,
                               mode=mode, source_id=source.loop_id if source else None, strength=strength,
                               target_seed=target_seed, max_bars=max_bars or self.max_bars)
         if source is not None and mode == "recut":  # same loop, same recipe: only tempo or length moves
-            request = replace(request, seed=source.seed, steps=source.steps, sampler=source.sampler,
+            request = replace(request, seed=source.seed, steps=source.steps, sampler=source.sampler, eta=source.eta,
                               source_mode=source.mode, width=source.width)
             self._restretched[request.loop_id] = source
         self._in_flight[request.loop_id] = request
@@ -855,7 +861,7 @@ class Engine:
         audio = np.array(self.bank.view(info.slot, info.frames))
         loop = Loop(audio=audio, sample_rate=self.settings.sample_rate, bpm=info.bpm, bars=info.bars)
         stem = f"{info.genre}_seed{info.seed}_{info.mode}_{info.bpm:.1f}bpm-{info.bars}bars_{info.loop_id}"
-        metadata = {"genre": info.genre, "seed": info.seed, "steps": info.steps, "sampler": info.sampler,
+        metadata = {"genre": info.genre, "seed": info.seed, "steps": info.steps, "sampler": info.sampler, "eta": info.eta,
                     "mode": info.mode, "source_id": info.source_id, "loop_id": info.loop_id}
         try:
             path = write_loop(crate, stem, loop, metadata)

@@ -36,6 +36,7 @@ class LoopRequest:
     steps: int
     sampler: str
     bpm: float
+    eta: float = 0.0  # DDIM's: step noise from the seed (see GenrePreset)
     mode: str = "new"
     source_id: int | None = None  # the loop a variation / continuation / morph / recut works from
     strength: float = 0.5  # variation: how far from the source; morph: how far toward target_seed
@@ -214,7 +215,7 @@ class Worker:
         news: dict[tuple, list[LoopRequest]] = {}
         for request in sorted(batch, key=lambda r: r.mode != "recut"):
             if request.mode == "new":
-                key = (request.genre, request.steps, request.sampler, self._width(request))
+                key = (request.genre, request.steps, request.sampler, request.eta, self._width(request))
                 news.setdefault(key, []).append(request)
             else:
                 yield [request]
@@ -315,7 +316,7 @@ class Worker:
         # A new loop's width comes from its length and tempo; what works from a source keeps the source's.
         width = source[0].shape[-1] if source is not None and not remake else self._width(head)
         noise = initial_noise(model, seed_generators(seeds), width)
-        options = dict(steps=head.steps, sampler=head.sampler, class_labels=labels)
+        options = dict(steps=head.steps, sampler=head.sampler, eta=head.eta, class_labels=labels)
         # A variation or continuation enters the schedule part way down, so it needs a few steps
         # to follow its source (at 1 step it could only copy it or ignore it).
         guided = dict(options, steps=max(head.steps, GUIDED_MIN_STEPS))
@@ -336,7 +337,7 @@ class Worker:
             raise ValueError(f"unknown mode {head.mode!r} (modes: {', '.join(MODES)})")
         images = decode_images(model, x)
         # The starting noise is kept where it alone decides the loop (DDIM eta 0): morphs start from it.
-        exact = head.mode == "morph" or (head.mode == "new" and head.sampler == "ddim")
+        exact = head.mode == "morph" or (head.mode == "new" and head.sampler == "ddim" and head.eta == 0)
         x, noise = x.detach().cpu(), noise.detach().cpu()
         return [(x[i], noise[i] if exact else None, images[i]) for i in range(len(group))]
 

@@ -114,3 +114,23 @@ def test_loops_are_drawn_wide_enough_for_their_bars_and_what_works_from_one_keep
         remade = worker.make(LoopRequest(6, 3, "techno", seed=5, steps=1, sampler="ddim", bpm=128.0, max_bars=2,
                                          mode="recut", source_id=999, source_mode="new", width=352))
         assert remade.width == 352 and remade.bars <= 2
+
+
+def test_a_loop_drawn_with_step_noise_is_made_again_from_its_seed():
+    """DDIM at eta 1 draws fresh noise each step, from the loop's seed: a remake (a recut of a loop the
+    worker no longer holds) is the same loop, and a morph from it still works (by inverting it)."""
+    import numpy as np
+
+    with RunningWorker(prep_processes=0) as worker:
+        worker.ready()
+        noisy = worker.make(LoopRequest(1, 0, "techno", seed=5, steps=2, sampler="ddim", bpm=128.0, eta=1.0))
+        plain = worker.make(LoopRequest(2, 1, "techno", seed=5, steps=2, sampler="ddim", bpm=128.0))
+        remade = worker.make(LoopRequest(3, 2, "techno", seed=5, steps=2, sampler="ddim", bpm=128.0, eta=1.0,
+                                         mode="recut", source_id=999, source_mode="new", width=noisy.width))
+        audio = {ready.request.loop_id: np.array(worker.bank.view(ready.request.slot, ready.frames))
+                 for ready in (noisy, plain, remade)}
+        np.testing.assert_array_equal(audio[1], audio[3])
+        assert audio[1].shape != audio[2].shape or not np.array_equal(audio[1], audio[2])
+        morphed = worker.make(LoopRequest(4, 3, "techno", seed=6, steps=2, sampler="ddim", bpm=128.0, eta=1.0,
+                                          mode="morph", source_id=1, target_seed=9))
+        assert morphed.frames > 0
