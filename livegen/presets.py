@@ -32,7 +32,24 @@ SAMPLERS = {
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")  # owner/name, as the Hub spells them
 
-PRESETS_DIR = Path(os.environ.get("LIVEGEN_PRESETS", Path(__file__).resolve().parent.parent / "presets"))
+
+def _presets_dir() -> Path:
+    """$LIVEGEN_PRESETS, else the checkout's presets/ (run from source, or installed editable), else the
+    copy an installed wheel carries (the package ``livegen_presets``)."""
+    if os.environ.get("LIVEGEN_PRESETS"):
+        return Path(os.environ["LIVEGEN_PRESETS"])
+    checkout = Path(__file__).resolve().parent.parent / "presets"
+    if checkout.is_dir():
+        return checkout
+    import importlib.util
+
+    spec = importlib.util.find_spec("livegen_presets")
+    if spec is None or not spec.submodule_search_locations:
+        return checkout  # nowhere: loading a genre then says which presets exist (none)
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+PRESETS_DIR = _presets_dir()
 
 
 class PresetError(ValueError):

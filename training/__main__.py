@@ -72,7 +72,7 @@ def evaluate(args) -> int:
     from .eval import evaluate as run_eval, write_listening_page, write_report
 
     report = run_eval(args.model_dir, args.data_dir, count=args.count, steps=args.steps, sampler=args.sampler,
-                      eta=args.eta,
+                      eta=args.eta, seed=args.seed,
                       fidelity_steps=tuple(args.fidelity_steps), reference_steps=args.reference_steps,
                       fidelity_count=args.fidelity_count, device=args.device, loops_per_genre=args.loops,
                       bpm=args.bpm, corpus_dir=args.corpus, log=print)
@@ -183,6 +183,8 @@ def main(argv=None) -> int:
     e.add_argument("--device", default=None)
     e.add_argument("--json", type=Path, help="also write the figures to this file")
     e.add_argument("--loops", type=int, default=8, help="loops per genre whose sound is measured (default 8)")
+    e.add_argument("--seed", type=int, default=1000,
+                   help="first seed of the loops, and of the draw of held-out slices (default 1000)")
     e.add_argument("--bpm", type=float, help="the loops' tempo (default: each genre preset's)")
     e.add_argument("--corpus", type=Path, help="the audio folder of the data set (default: as prepare recorded it)")
     e.add_argument("--report", type=Path, help="write a listening page (loops, ceiling, pictures, figures) here")
