@@ -1,6 +1,7 @@
 """Live engine bench: underflows, memory and trigger latency over a long run through JACK.
 
     .venv/bin/python bench/engine.py --minutes 10
+    .venv/bin/python bench/engine.py --minutes 3 --busy 2 --busy-nice 0   # beside two busy jobs (also 19)
 
 Starts its own JACK dummy server (48 kHz, 256-frame periods), then in a child
 process plays a set with all four shipped genres loaded, the worker generating
@@ -35,20 +36,29 @@ GENRES = ["techno", "house", "hiphop", "breaks"]
 MEMORY_EVERY = 10.0  # seconds between memory samples
 
 
-def play(minutes: float, out: Path) -> None:
+def busy_processes(count: int, nice: int) -> list[subprocess.Popen]:
+    """``count`` processes spinning at ``nice``: the other jobs on a DJ's laptop."""
+    return [subprocess.Popen([sys.executable, "-c", f"import os; os.nice({nice})\nwhile True: pass"])
+            for _ in range(count)]
+
+
+def play(minutes: float, out: Path, busy: int = 0, busy_nice: int = 0) -> None:
     """The measured set (runs in a child process started after the JACK server)."""
     import psutil
 
     from livegen.engine import Engine, EngineSettings, SoundCard
     from tests.jackserver import xrun_reports
 
+    background = busy_processes(busy, busy_nice)
     engine = Engine(EngineSettings(genres=GENRES, bpm=124.0, auto_bars=1, seed=1, quantise="1", blocksize=256),
                     SoundCard(host_api="JACK", blocksize=256))
+    started_at = time.monotonic()
     engine.start()
     engine.wait_until_playing(timeout=300)
+    first_loop_seconds = time.monotonic() - started_at
     # Opening the JACK client while the worker loads costs an xrun or two, over silence: counted apart.
     xruns_before_play = xrun_reports(out / "jackd.log")
-    underflows_before_play = engine.mixer.underflows
+    underflows_before_play = engine.snapshot()["underflows"]  # in play: counted from the first loop
     block_time_at_play = engine.mixer.state.block_times()
     main = psutil.Process()
 
@@ -60,11 +70,12 @@ def play(minutes: float, out: Path) -> None:
         return [p.memory_full_info().pss / 2**20 if p else 0.0 for p in processes]
 
     started = time.monotonic()
-    samples, latencies, genre_turn = [], [], 0
+    samples, latencies, genre_turn, ready = [], [], 0, []
     next_trigger = started + 10
     next_memory = started
     while time.monotonic() - started < minutes * 60:
         time.sleep(0.5)
+        ready.append(sum(engine.snapshot()["buffer"].values()))
         if time.monotonic() >= next_memory:
             next_memory += MEMORY_EVERY
             samples.append((time.monotonic() - started, *memory()))
@@ -90,7 +101,10 @@ def play(minutes: float, out: Path) -> None:
     output_latency = engine.mixer.output_latency * 1000
     engine.stop()
     engine.close()
+    for process in background:
+        process.kill()
     (out / "engine.json").write_text(json.dumps({
+        "busy": busy, "busy_nice": busy_nice, "first_loop_seconds": first_loop_seconds, "ready": ready,
         "final": final, "underflows_before_play": underflows_before_play, "xruns_before_play": xruns_before_play,
         "block_time_at_play": block_time_at_play, "played_seconds": played,
         "memory": samples, "latencies_ms": latencies, "output_latency_ms": output_latency,
@@ -100,10 +114,12 @@ def play(minutes: float, out: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--busy", type=int, default=0, help="background processes spinning through the set")
+    parser.add_argument("--busy-nice", type=int, default=0, help="their niceness (0: as busy as anything; 19: idle)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        play(args.minutes, args.child)
+        play(args.minutes, args.child, args.busy, args.busy_nice)
         return 0
 
     from tests.jackserver import late_clients, server_env, server_stalls, start_dummy_server, xrun_reports
@@ -114,7 +130,8 @@ def main() -> int:
         server = start_dummy_server("livegen-bench", out / "jackd.log")
         try:
             benchkit.progress(f"playing {args.minutes:g} minutes through JACK (dummy, 48 kHz, 256 frames)")
-            subprocess.run([sys.executable, __file__, "--minutes", str(args.minutes), "--child", str(out)],
+            subprocess.run([sys.executable, __file__, "--minutes", str(args.minutes), "--child", str(out),
+                            "--busy", str(args.busy), "--busy-nice", str(args.busy_nice)],
                            env=server_env("livegen-bench"), check=True)
         finally:
             server.terminate()
@@ -146,7 +163,13 @@ def main() -> int:
     first_minute = [row for row in memory if row[0] < 60]
     last_minute = [row for row in memory if row[0] > memory[-1][0] - 60]
     generated = sum(final["generated"].values())
+    ready = result["ready"]
     rows = [
+        ["background load", f"{result['busy']} busy process(es) at nice {result['busy_nice']}"
+         if result["busy"] else "none"],
+        ["first loop after (s, from the engine's start)", f"{result['first_loop_seconds']:.1f}"],
+        ["ready loops, all genres (min / median over the set, sampled every 0.5 s)",
+         f"{min(ready)} / {benchkit.median(ready):.0f}" if ready else "-"],
         ["JACK xruns of the engine's client while playing (server log)",
          f"{ours(xruns[before:])} in {result['minutes']:g} min"],
         ["JACK xruns of the server itself while playing (its driver's timer woke late)",
@@ -157,6 +180,7 @@ def main() -> int:
          f"{played['busy_seconds'] / result['played_seconds']:.1%}"],
         ["output underflows while playing (PortAudio flag, set by an xrun of any JACK client)",
          f"{final['underflows'] - result['underflows_before_play']} in {result['minutes']:g} min"],
+        ["output underflows before the first loop (pre-roll, while the worker loads)", final["preroll_underflows"]],
         ["JACK xruns of the engine's client before the first loop (client start, worker loading)",
          ours(xruns[:before])],
         ["late launches (handed to the callback after their fade should have begun)", final["late_launches"]],

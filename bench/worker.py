@@ -170,7 +170,7 @@ def run_row(row: Row, args, folder: Path) -> Row:
                 genre = names[(next_id // row.batch) % len(names)]
                 for _ in range(row.batch):
                     down_send.send(LoopRequest(next_id, bank.take(), genre, seed=next_id, steps=row.steps,
-                                               sampler=presets[genre].sampler, bpm=args.bpm))
+                                               sampler=presets[genre].sampler, eta=presets[genre].eta, bpm=args.bpm))
                     next_id += 1
                 waiting += row.batch
 
