@@ -23,10 +23,10 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
+from .launches import OnStage
 from .loopbank import LoopBank
 from .mixer import Launch, Mixer, MixerState, Ring, Voice
 
@@ -42,12 +42,6 @@ class AudioConfig:
     max_block: int
     gain: float
     output: object  # outputs.SoundCard or outputs.AudioFile: opened inside the audio process
-
-
-class OnStage(NamedTuple):
-    loop_id: int
-    start: int  # output sample where its sample 0 plays (or played)
-    frames: int
 
 
 def _raise_priority() -> None:

@@ -31,6 +31,7 @@ from ..limits import FILTER, GAIN, STEPS, TEMPO
 from ..loops.prep import CANVASES, bar_choices
 from ..presets import PRESETS_DIR, SAMPLERS, PresetError, load_genre
 from .audio import RemoteMixer
+from .launches import LaunchTiming
 from .loopbank import LoopBank, slot_frames_for
 from .mixer import equal_gain_fade, equal_power_fade
 from .transport import QUANTISE_BARS, Transport
@@ -153,6 +154,7 @@ class Engine:
         self.auto_bars = settings.auto_bars
         self.max_bars = _checked_bars(settings.bars)
         self.transport = Transport(settings.sample_rate, settings.bpm)
+        self.timing = LaunchTiming(settings.blocksize, settings.sample_rate)
         self.target_bpm = settings.bpm  # the tempo loops are made for; the grid follows at a bar line
         self._fade = equal_power_fade(int(settings.crossfade_ms * settings.sample_rate / 1000))
         self._nudge_fade = equal_gain_fade(int(NUDGE_FADE_SECONDS * settings.sample_rate))
@@ -346,8 +348,8 @@ class Engine:
         self.mixer.reset()
         if self.playing is not None and current is not None and current.loop_id == self.playing.loop_id:
             fade = self._nudge_fade
-            at = self._earliest(len(fade))
-            self._launch(self.playing, at=at, fade=fade, offset=(at - current.start) % current.frames)
+            at, offset = self.timing.resume(self.mixer.clock, current, len(fade))
+            self._launch(self.playing, at=at, fade=fade, offset=offset)
 
     def _send(self, request: LoopRequest) -> None:
         try:
@@ -644,13 +646,9 @@ class Engine:
             self._waiting = request  # the loop to launch is now its re-stretched copy
 
     # -- launching
-    def _earliest(self, fade_frames: int = 0) -> int:
-        """The first output sample a launch handed over now can still start on, after its fade."""
-        return self.mixer.clock + 2 * self.settings.blocksize + fade_frames
-
     def _next_line(self, quantise: str) -> int:
         """The earliest grid sample a launch handed over now can still make, fade included."""
-        return self.transport.next_boundary(self._earliest(len(self._fade)), quantise)
+        return self.timing.next_line(self.mixer.clock, self.transport, quantise, len(self._fade))
 
     def _trigger(self, genre: str) -> None:
         state = self.genres.get(genre)
@@ -667,15 +665,11 @@ class Engine:
         fade = self._fade if fade is None else fade
         if self.playing is None:
             fade = fade[:0]  # the very first loop starts cleanly, no fade from silence
-            at = self._earliest()
+            at = self.timing.earliest(self.mixer.clock)
             self.transport.start_at(at)  # and its first sample is the set's first downbeat
-        elif at is None and self.quantise != "off":
-            at = self._next_line(self.quantise)
-        # Keep each fade whole: a launch may not begin before the last one has finished.
-        outgoing_end = self.mixer.outgoing_end
-        if outgoing_end is not None:
-            at = max(self._earliest(len(fade)) if at is None else at,
-                     outgoing_end + len(fade))
+        else:
+            at = self.timing.launch_at(self.mixer.clock, self.transport, self.quantise, len(fade), at,
+                                       self.mixer.outgoing_end)
         fade = fade[:max(0, min(len(fade), info.frames // 2))]
         self._on_stage[info.loop_id] = info
         self.next_up = info
@@ -690,11 +684,9 @@ class Engine:
             self.genres[info.genre].ready.appendleft(info)
             return
         at = self._next_line("1")
-        bars = max(info.bars, 1)
-        bar = round(((at - current.start) % current.frames) / (current.frames / bars)) % bars
         self.transport.set_bpm(info.bpm, at)
         self._retempo_pending = False
-        self._launch(info, at=at, offset=round(bar * info.frames / bars))
+        self._launch(info, at=at, offset=self.timing.bar_reached(at, current, info.bars, info.frames))
 
     def _follow_mixer(self) -> None:
         """Learn from the callback what has launched, and free the slots of loops that left the stage."""
@@ -780,13 +772,12 @@ class Engine:
             self._next_auto_beat = round(self.transport.beat_at(start) / per_bar) * per_bar + self.auto_bars * per_bar
         if self.mixer.waiting or self._waiting is not None:
             return
-        at = round(self.transport.sample_of_beat(self._next_auto_beat))
-        lead = 2 * self.settings.blocksize + len(self._fade) + int(0.1 * self.settings.sample_rate)
-        if at - self.mixer.clock > lead:
+        line = self.timing.auto_line(self.mixer.clock, self.transport, self._next_auto_beat, len(self._fade))
+        if line == "wait":
             return
         state = self.genres[self.selected]
-        if at - len(self._fade) > self.mixer.clock + 2 * self.settings.blocksize and state.ready:
-            self._launch(state.ready.popleft(), at=at)
+        if line == "launch" and state.ready:
+            self._launch(state.ready.popleft(), at=round(self.transport.sample_of_beat(self._next_auto_beat)))
             self._next_auto_beat += self.auto_bars * per_bar
         else:  # nothing ready, or too late for this line: try the next bar
             self._next_auto_beat += per_bar
@@ -836,11 +827,8 @@ class Engine:
         rate = self.settings.sample_rate
         shift = int(round(milliseconds * rate / 1000))
         fade = self._nudge_fade
-        at = self._earliest(len(fade))
-        if self.mixer.outgoing_end is not None:  # as _launch would: after the running crossfade
-            at = max(at, self.mixer.outgoing_end + len(fade))
+        at, offset = self.timing.nudge(self.mixer.clock, current, shift, len(fade), self.mixer.outgoing_end)
         # From ``at`` the loop plays ``shift`` samples further on, and the grid moves with it.
-        offset = (at - current.start + shift) % current.frames
         self.transport.realign(at, self.transport.beat_at(at) + shift * self.transport.bpm_at(at) / (60.0 * rate))
         self._launch(self.playing, at=at, fade=fade, offset=offset)
         self._next_auto_beat = None
