@@ -394,11 +394,10 @@ class _ControlSurface:
                 if key is not None and not self.keyboard.press(key):
                     return
                 state = self.engine.snapshot()
-                playing = self.engine.playing
-                if playing is not None and playing.loop_id != thumbnail_id:
-                    thumbnail_id = playing.loop_id
-                    thumbnail = loop_thumbnail(self.engine.bank.view(playing.slot, playing.frames),
-                                               self.engine.settings.sample_rate)
+                playing = self.engine.playing_audio()
+                if playing is not None and playing[0] != thumbnail_id:
+                    thumbnail_id, audio = playing
+                    thumbnail = loop_thumbnail(audio, self.engine.settings.sample_rate)
                 dashboard.update(state, thumbnail, log=list(self.controls.log))
 
     def stop(self) -> None:

@@ -45,6 +45,19 @@ def bar_phase_error(theirs: float, ours: float, beats_per_bar: int) -> float:
     return -((half - (theirs - ours)) % beats_per_bar - half)
 
 
+class _SyncStatus:
+    """What a clock follower last told the engine (the engine is told only of changes: a follower
+    runs 24 times a beat, and each word to the engine is a command in its queue)."""
+
+    def __init__(self):
+        self._said: tuple[str, str] | None = None
+
+    def tell(self, engine, source: str, detail: str) -> None:
+        if (source, detail) != self._said:
+            self._said = (source, detail)
+            engine.set_sync(source, detail)
+
+
 class MidiClockFollower:
     """Takes clock, start, stop, continue and song position messages; steers the engine's transport."""
 
@@ -55,6 +68,7 @@ class MidiClockFollower:
         self._times: list[float] = []
         self._ticks_at: list[int] = []
         self.bpm: float | None = None
+        self._status = _SyncStatus()
 
     def receive(self, kind: str, t: float, position: int | None = None) -> None:
         if kind == "start":
@@ -86,12 +100,11 @@ class MidiClockFollower:
             fitted_t = float(np.polyval(np.polyfit(self._ticks_at, self._times, 1), self.ticks))
             sample = sample_on_clock_beat(engine, fitted_t)
             theirs = self.ticks / TICKS_PER_BEAT
-            ours = engine.transport.beat_at(sample)
-            error = bar_phase_error(theirs, ours, engine.transport.beats_per_bar)
+            ours = engine.grid.beat_at(sample)
+            error = bar_phase_error(theirs, ours, engine.grid.beats_per_bar)
             if abs(error) > PHASE_TOLERANCE:
                 engine.align(sample, ours + error)
-        engine.sync_source = "midi"
-        engine.sync_detail = f"{self.bpm:.2f} BPM" if self.bpm else "locking"
+        self._status.tell(engine, "midi", f"{self.bpm:.2f} BPM" if self.bpm else "locking")
         self.ticks += 1
 
 
@@ -120,9 +133,9 @@ class MidiClockSender:
             if self._stop.wait(0.05):
                 return
         self.send(mido.Message("start"))
-        tick = int(np.ceil(engine.transport.beat_at(engine.mixer.clock) * TICKS_PER_BEAT))
+        tick = int(np.ceil(engine.grid.beat_at(engine.mixer.clock) * TICKS_PER_BEAT))
         while not self._stop.is_set():
-            sample = engine.transport.sample_of_beat(tick / TICKS_PER_BEAT)
+            sample = engine.grid.sample_of_beat(tick / TICKS_PER_BEAT)
             mixer = engine.mixer  # the tick goes out as its beat is heard (less the sync delay)
             due = mixer.clock_time + (sample - mixer.clock) / rate + mixer.output_latency - engine.sync_delay
             wait = due - time.perf_counter() - self.lead
@@ -146,6 +159,7 @@ class LinkSync:
         self.engine = engine
         self.poll = poll
         self.link = None
+        self._status = _SyncStatus()
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._thread_main, name="livegen-link", daemon=True)
@@ -171,7 +185,7 @@ class LinkSync:
 
         engine = self.engine
         self.link = aalink.Link(engine.target_bpm)
-        self.link.quantum = engine.transport.beats_per_bar
+        self.link.quantum = engine.grid.beats_per_bar
         self.link.enabled = True
         self._ready.set()
         try:
@@ -184,8 +198,7 @@ class LinkSync:
     def _follow(self) -> None:
         engine, link = self.engine, self.link
         peers = link.num_peers
-        engine.sync_source = "link"
-        engine.sync_detail = f"{peers} peer(s), {link.tempo:.2f} BPM"
+        self._status.tell(engine, "link", f"{peers} peer(s), {link.tempo:.2f} BPM")
         if peers == 0:
             return
         if abs(link.tempo - engine.target_bpm) > TEMPO_TOLERANCE:
@@ -196,7 +209,7 @@ class LinkSync:
         now = time.perf_counter()
         theirs = float(link.beat)
         heard = sample_on_clock_beat(engine, now)
-        ours = engine.transport.beat_at(heard)
-        error = bar_phase_error(theirs, ours, engine.transport.beats_per_bar)
+        ours = engine.grid.beat_at(heard)
+        error = bar_phase_error(theirs, ours, engine.grid.beats_per_bar)
         if abs(error) > PHASE_TOLERANCE:
             engine.align(heard, ours + error)

@@ -156,7 +156,7 @@ class MidiControl:
         if not self._open():
             raise MidiError(f"could not open MIDI input {self.wanted or self.virtual!r}: "
                             f"{self.controls.log[-1] if self.controls.log else ''}")
-        self.engine.controller = self.mapping.name
+        self.engine.set_controller(self.mapping.name)
         self._thread.start()
         return self
 

@@ -23,6 +23,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -55,6 +56,45 @@ def _raise_priority() -> None:
             pass
 
 
+# What the engine sends the audio process, each with its sequence number (the state says which
+# was applied last). Loops are named by their slot in the shared loop bank, never copied.
+class PlayLoop(NamedTuple):
+    seq: int
+    loop_id: int
+    slot: int
+    frames: int
+    at: int | None  # output sample where it takes over (None: as soon as the callback takes it)
+    fade: np.ndarray
+    offset: int  # the loop's sample that plays at ``at``
+
+
+class CueLoop(NamedTuple):
+    seq: int
+    loop_id: int | None  # None: the cue pair goes quiet
+    slot: int = 0
+    frames: int = 0
+    start: int = 0  # output sample where its sample 0 plays
+
+
+class SetGain(NamedTuple):
+    seq: int
+    gain: float
+
+
+class SetFilter(NamedTuple):
+    seq: int
+    coefficients: object  # a ChunkedBiquad, or None for flat
+
+
+class SetTap(NamedTuple):
+    seq: int
+    on: bool
+
+
+class ReplaceMixer(NamedTuple):
+    seq: int
+
+
 def audio_main(config: AudioConfig, commands, replies) -> None:
     """Entry point of the audio process: open the output, then apply commands until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle: it stops us in order
@@ -79,27 +119,25 @@ def audio_main(config: AudioConfig, commands, replies) -> None:
             break
         if command is None:
             break
-        seq, name, args = command
-        if name == "launch":
-            loop_id, slot, frames, at, fade, offset = args
-            mixer.schedule(Launch(Voice(bank.view(slot, frames), loop_id), at, fade, offset, seq=seq))
-        elif name == "cue":
-            if args is None:
+        match command:
+            case PlayLoop():
+                voice = Voice(bank.view(command.slot, command.frames), command.loop_id)
+                mixer.schedule(Launch(voice, command.at, command.fade, command.offset, seq=command.seq))
+            case CueLoop(loop_id=None):
                 mixer.set_cue(None)
-            else:
-                loop_id, slot, frames, start = args
-                voice = Voice(bank.view(slot, frames), loop_id)
-                voice.start = start
+            case CueLoop():
+                voice = Voice(bank.view(command.slot, command.frames), command.loop_id)
+                voice.start = command.start
                 mixer.set_cue(voice)
-        elif name == "gain":
-            mixer.gain = args
-        elif name == "filter":
-            mixer.set_filter(args)
-        elif name == "tap":
-            mixer.tap = tap if args else None
-        elif name == "reset":
-            mixer = _replace_faulted(mixer, output, state, replies)
-        state.ints[MixerState.APPLIED] = seq
+            case SetGain():
+                mixer.gain = command.gain
+            case SetFilter():
+                mixer.set_filter(command.coefficients)
+            case SetTap():
+                mixer.tap = tap if command.on else None
+            case ReplaceMixer():
+                mixer = _replace_faulted(mixer, output, state, replies)
+        state.ints[MixerState.APPLIED] = command.seq
     output.stop()
     mixer.current = mixer.outgoing = mixer.cue = mixer.pending = mixer.taken = None
     mixer.tap = None
@@ -215,25 +253,26 @@ class RemoteMixer:
         except (OSError, ValueError, AttributeError):
             pass  # the audio process is gone; the engine notices and says so
 
-    def _send(self, name: str, args=None, loop_id: int | None = None) -> int:
+    def _send(self, kind, *fields, loop_id: int | None = None) -> int:
+        """Send ``kind(seq, *fields)``; a command that names a loop holds its slot until applied."""
         with self._lock:
             self._seq += 1
             if loop_id is not None:
                 self._unapplied.append((self._seq, loop_id))
-            self._send_raw((self._seq, name, args))
+            self._send_raw(kind(self._seq, *fields))
             return self._seq
 
     def launch(self, loop_id: int, slot: int, frames: int, at: int | None, fade: np.ndarray, offset: int = 0) -> None:
         """Launch the loop in ``slot`` at output sample ``at`` (None: at once), replacing a waiting launch."""
-        self._last_launch_seq = self._send("launch", (loop_id, slot, frames, at, fade, offset), loop_id)
+        self._last_launch_seq = self._send(PlayLoop, loop_id, slot, frames, at, fade, offset, loop_id=loop_id)
         self.launches_sent += 1
 
     def set_cue(self, loop_id: int | None, slot: int = 0, frames: int = 0, start: int = 0) -> None:
         self._cue_id = loop_id
         if loop_id is None:
-            self._send("cue")
+            self._send(CueLoop, None)
         else:
-            self._send("cue", (loop_id, slot, frames, start), loop_id)
+            self._send(CueLoop, loop_id, slot, frames, start, loop_id=loop_id)
 
     @property
     def gain(self) -> float:
@@ -242,14 +281,14 @@ class RemoteMixer:
     @gain.setter
     def gain(self, gain: float) -> None:
         self._gain = gain
-        self._send("gain", gain)
+        self._send(SetGain, gain)
 
     def set_filter(self, coefficients) -> None:
-        self._send("filter", coefficients)
+        self._send(SetFilter, coefficients)
 
     def reset(self) -> None:
         """Put a fresh mixer in place of one whose callback faulted (``faults``); its report follows."""
-        self._send("reset")
+        self._send(ReplaceMixer)
 
     def fault_reports(self) -> list[str]:
         """Tracebacks of callback faults that the audio process has reported since the last call."""
@@ -267,12 +306,12 @@ class RemoteMixer:
         """The ring the callback copies the master pair into, from a block soon after this."""
         ring = self.state.tap()
         ring.reset()
-        self._send("tap", True)
+        self._send(SetTap, True)
         return ring
 
     def close_tap(self) -> None:
         """Stop the tap; returns once the callback has written its last block into it."""
-        seq = self._send("tap", False)
+        seq = self._send(SetTap, False)
         deadline = time.monotonic() + 1.0
         while self.applied < seq and self.alive and time.monotonic() < deadline:
             time.sleep(0.002)

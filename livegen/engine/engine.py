@@ -154,6 +154,7 @@ class Engine:
         self.auto_bars = settings.auto_bars
         self.max_bars = _checked_bars(settings.bars)
         self.transport = Transport(settings.sample_rate, settings.bpm)
+        self.grid = self.transport.copy()  # what other threads read: republished by the control thread
         self.timing = LaunchTiming(settings.blocksize, settings.sample_rate)
         self.target_bpm = settings.bpm  # the tempo loops are made for; the grid follows at a bar line
         self._fade = equal_power_fade(int(settings.crossfade_ms * settings.sample_rate / 1000))
@@ -206,9 +207,9 @@ class Engine:
         self.cue_enabled = settings.channels >= 4
         self.filter = 0.0
         self.recorder = None  # a Recorder while recording
-        self.sync_source, self.sync_detail = "internal", ""  # set by a clock follower (MIDI, Link)
+        self.sync_source, self.sync_detail = "internal", ""  # a clock follower's (MIDI, Link), set_sync
         self.sync_delay = settings.sync_delay_ms / 1000.0
-        self.controller = None  # name of the MIDI mapping in use, for the dashboard
+        self.controller = None  # name of the MIDI mapping in use, for the dashboard (set_controller)
 
     # ------------------------------------------------------------ life cycle
     def start(self) -> "Engine":
@@ -398,6 +399,17 @@ class Engine:
             raise EngineError(f"quantise must be one of {', '.join(QUANTISE_BARS)}, got {quantise!r}")
         self._do(lambda: setattr(self, "quantise", quantise))
 
+    def set_sync(self, source: str, detail: str = "") -> None:
+        """What the set follows (internal, midi, link) and how it goes, for the dashboard."""
+        self._do(lambda: self._set_fields(sync_source=source, sync_detail=detail))
+
+    def set_controller(self, name: str | None) -> None:
+        self._do(lambda: self._set_fields(controller=name))
+
+    def _set_fields(self, **fields) -> None:
+        for name, value in fields.items():
+            setattr(self, name, value)
+
     def set_gain(self, gain: float) -> None:
         self._do(lambda: self._set_gain(gain))
 
@@ -511,6 +523,7 @@ class Engine:
                 self._first_launch()
                 self._auto_launch()
                 self._update_cue()
+                self.grid = self.transport.copy()  # one reference, replaced whole: other threads read this
                 if time.monotonic() - self._last_status >= 1.0:
                     self._write_status()
             except Exception as err:  # a bug in one round must not stop the set
@@ -864,6 +877,11 @@ class Engine:
             self.errors.append(message)
         self.events.append({"event": kind, "message": message, "sample": self.mixer.clock})
 
+    def playing_audio(self) -> tuple[int, np.ndarray] | None:
+        """(loop id, its audio in the loop bank) of the playing loop, for a picture of it; None before the set."""
+        info = self.playing  # one read: the control thread replaces it whole, never edits it
+        return None if info is None else (info.loop_id, self.bank.view(info.slot, info.frames))
+
     def _underflows_in_play(self) -> int:
         # Before the first loop the output plays silence while the worker loads (the CPU at its busiest):
         # those underflows are pre-roll, reported apart.
@@ -871,13 +889,13 @@ class Engine:
 
     def snapshot(self) -> dict:
         """The engine's state as plain data: the status line, the dashboard, tests."""
-        clock = self.mixer.clock
-        position = self.transport.position(clock)
+        clock, grid = self.mixer.clock, self.grid  # the grid as the control thread last published it
+        position = grid.position(clock)
         return {
             "time": round(time.time(), 3),
             "sample": clock,
             "seconds": round(clock / self.settings.sample_rate, 3),
-            "bpm": round(self.transport.bpm_at(clock), 3),
+            "bpm": round(grid.bpm_at(clock), 3),
             "bar": position.bar, "beat": position.beat,
             "playing": self.playing.describe() if self.playing else None,
             "next": coming.describe() if (coming := self._coming_next()) else None,

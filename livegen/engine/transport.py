@@ -9,6 +9,7 @@ Only the engine's control thread changes it; the audio callback never reads it.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -35,6 +36,11 @@ class Transport:
         self._anchor_beat = 0.0
         self._bpm = float(bpm)
         self._change: tuple[int, float] | None = None  # (sample, bpm) of a scheduled tempo change
+
+    def copy(self) -> "Transport":
+        """A copy to publish to other threads: they read it (beat_at, sample_of_beat, ...) while the
+        control thread goes on changing the original."""
+        return copy.copy(self)
 
     # ------------------------------------------------------------ tempo
     def bpm_at(self, sample: int) -> float:

@@ -20,6 +20,7 @@ import traceback
 from collections import OrderedDict
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -97,21 +98,28 @@ class WorkerConfig:
     max_bars: int = 4  # width they draw at (another width compiles on its first loop)
 
 
+class Drawn(NamedTuple):
+    """One loop as sampling left it."""
+
+    latent: object  # torch.Tensor (C, H, W), model space: variations and continuations start from it
+    noise: object  # its starting noise where that alone makes it again (DDIM at eta 0), else None
+    image: np.ndarray  # the uint8 spectrogram, not audio: a recut runs the image path again
+
+
 class _Sources:
     """What the worker remembers of recent loops, for variations, continuations, morphs and recuts."""
 
     def __init__(self, size: int):
         self.size = size
-        self._items: OrderedDict[int, tuple] = OrderedDict()
+        self._items: OrderedDict[int, Drawn] = OrderedDict()
 
-    def put(self, loop_id: int, latent, noise, image: np.ndarray) -> None:
-        # The uint8 spectrogram, not audio: a recut runs the image path again at a new tempo or length.
-        self._items[loop_id] = (latent, noise, image)
+    def put(self, loop_id: int, drawn: Drawn) -> None:
+        self._items[loop_id] = drawn
         self._items.move_to_end(loop_id)
         while len(self._items) > self.size:
             self._items.popitem(last=False)
 
-    def get(self, loop_id: int | None):
+    def get(self, loop_id: int | None) -> Drawn | None:
         return self._items.get(loop_id) if loop_id is not None else None
 
 
@@ -254,12 +262,12 @@ class Worker:
             traceback.print_exc()
             return
         sampled = time.perf_counter() - started
-        for request, (latent, noise, image) in zip(group, made):
-            self.sources.put(request.loop_id, latent, noise, image)
-        width = made[0][0].shape[-1]
+        for request, drawn in zip(group, made):
+            self.sources.put(request.loop_id, drawn)
+        width = made[0].latent.shape[-1]
         # Requests of one group may carry different tempos or lengths (changed while they waited).
         for bpm, max_bars in dict.fromkeys((r.bpm, r.max_bars) for r in group):
-            members = [(r, image) for r, (_, _, image) in zip(group, made) if (r.bpm, r.max_bars) == (bpm, max_bars)]
+            members = [(r, drawn.image) for r, drawn in zip(group, made) if (r.bpm, r.max_bars) == (bpm, max_bars)]
             started = time.perf_counter()
             try:
                 loops = self._loops(model, [image for _, image in members], bpm, max_bars)
@@ -295,8 +303,8 @@ class Worker:
             return
         self.results.send(LoopReady(request, len(loop.audio), loop.bpm, loop.bars, work, width))
 
-    def _sample(self, model, group: list[LoopRequest]):
-        """Sampling for a group: one (latent, starting noise or None, uint8 image) per request."""
+    def _sample(self, model, group: list[LoopRequest]) -> list[Drawn]:
+        """Sampling for a group: one Drawn per request."""
         from ..diffusion import decode_images
         from ..diffusion.sampling import (Keep, continuation_input, denoise, initial_noise, invert,
                                           morph, seed_generators)
@@ -314,7 +322,7 @@ class Worker:
         if head.mode == "recut" and not remake:  # same image, new tempo or length: only the image path runs again
             return [source]
         # A new loop's width comes from its length and tempo; what works from a source keeps the source's.
-        width = source[0].shape[-1] if source is not None and not remake else self._width(head)
+        width = source.latent.shape[-1] if source is not None and not remake else self._width(head)
         noise = initial_noise(model, seed_generators(seeds), width)
         options = dict(steps=head.steps, sampler=head.sampler, eta=head.eta, class_labels=labels)
         # A variation or continuation enters the schedule part way down, so it needs a few steps
@@ -323,13 +331,14 @@ class Worker:
         if head.mode == "new" or remake:  # a new loop's seed and recipe make it again exactly
             x = denoise(model, seeds, noise=noise, **options)
         elif head.mode == "variation":
-            x = denoise(model, seeds, noise=noise, start=source[0][None], strength=head.strength, **guided)
+            x = denoise(model, seeds, noise=noise, start=source.latent[None], strength=head.strength, **guided)
         elif head.mode == "continuation":
-            shifted, columns = continuation_input(model, source[0][None].to(model.device), model_overlap(model, width))
+            shifted, columns = continuation_input(model, source.latent[None].to(model.device),
+                                                  model_overlap(model, width))
             x = denoise(model, seeds, noise=noise, keep=Keep(shifted, columns), **guided)
         elif head.mode == "morph":
-            start_noise = source[1][None] if source[1] is not None else invert(
-                model, source[0][None], steps=guided["steps"], class_labels=labels)
+            start_noise = source.noise[None] if source.noise is not None else invert(
+                model, source.latent[None], steps=guided["steps"], class_labels=labels)
             target = initial_noise(model, seed_generators([head.target_seed]), width)
             x, noise = morph(model, start_noise, target, head.strength, steps=head.steps, class_labels=labels,
                              seeds=seeds)
@@ -339,7 +348,7 @@ class Worker:
         # The starting noise is kept where it alone decides the loop (DDIM eta 0): morphs start from it.
         exact = head.mode == "morph" or (head.mode == "new" and head.sampler == "ddim" and head.eta == 0)
         x, noise = x.detach().cpu(), noise.detach().cpu()
-        return [(x[i], noise[i] if exact else None, images[i]) for i in range(len(group))]
+        return [Drawn(x[i], noise[i] if exact else None, images[i]) for i in range(len(group))]
 
 
 def model_overlap(model, width: int) -> float:

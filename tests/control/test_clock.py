@@ -38,6 +38,13 @@ class GridOnly:
         self.sync_source = self.sync_detail = None
 
     @property
+    def grid(self) -> Transport:
+        return self.transport
+
+    def set_sync(self, source: str, detail: str = "") -> None:
+        self.sync_source, self.sync_detail = source, detail
+
+    @property
     def target_bpm(self) -> float:
         return self.transport.bpm
 

@@ -410,3 +410,66 @@ def test_clock_out_ticks_at_the_set_tempo(engine):
     beats = (engine.transport.beat_at(sample_heard_at(engine, ticks[-1]))
              - engine.transport.beat_at(sample_heard_at(engine, ticks[0])))
     assert len(ticks) - 1 == pytest.approx(TICKS_PER_BEAT * beats, rel=0.02)
+
+
+class WatchedEngine(Engine):
+    """The real engine, noting which thread sets each of its attributes while ``watch`` is a list."""
+
+    watch = None
+
+    def __setattr__(self, name, value):
+        if self.watch is not None:
+            self.watch.append((name, threading.current_thread().name))
+        object.__setattr__(self, name, value)
+
+
+def test_only_the_control_thread_writes_engine_state_while_everything_drives_it(jack_midi, sender, tmp_path):
+    """MIDI knobs and pads, MIDI clock, a Link session, keys and OSC at once: every change to the
+    engine's state is made by its control thread (the others queue commands)."""
+    from pythonosc.udp_client import SimpleUDPClient
+
+    from livegen.control.clock import LinkSync
+    from livegen.control.keyboard import KeyboardControl
+    from livegen.control.osc import OscServer
+
+    engine = WatchedEngine(EngineSettings(genres=["techno-fast", "house-fast"], bpm=120.0, depth=1, seed=8),
+                           AudioFile(tmp_path / "set.wav", blocksize=256))
+    engine.start()
+    try:
+        engine.wait_until_playing(timeout=240)
+        writes: list[tuple[str, str]] = []
+        object.__setattr__(engine, "watch", writes)
+        controls = Controls(engine)
+        midi = MidiControl(controls, load_mapping("generic"), port=SENDER, api="jack", follow_clock=True).start()
+        link = LinkSync(engine).start()
+        osc = OscServer(controls, port=0).start()
+        keyboard = KeyboardControl(controls, midi)
+        try:
+            volume, steps = first(midi.mapping, "volume"), first(midi.mapping, "steps_up")
+            client = SimpleUDPClient(*osc.address)
+            sender.send_message([0xFA])  # clock start
+            period = 60.0 / (124.0 * TICKS_PER_BEAT)
+            for tick in range(2 * 4 * TICKS_PER_BEAT):  # two bars of clock at 124 BPM, everything else between
+                sender.send_message([0xF8])
+                if tick % 8 == 0:
+                    sender.send_message([0xB0 | ((volume.channel or 1) - 1), volume.cc, tick % 128])
+                    client.send_message("/livegen/filter", (tick % 96) / 96)
+                    keyboard.press("[" if tick % 16 else "]")
+                if tick % 48 == 0:
+                    press(sender, steps)
+                    client.send_message("/livegen/quantise", "beat")
+                    keyboard.press("b")
+                time.sleep(period)
+            wait_for(lambda: engine.snapshot()["sync"]["source"] in ("midi", "link"), 5, "a sync source")
+            time.sleep(0.5)  # the last commands land
+        finally:
+            object.__setattr__(engine, "watch", None)
+            for part in (osc, link, midi):
+                part.stop()
+        by_thread = {thread for _, thread in writes}
+        assert by_thread == {"livegen-control"}, sorted({(n, t) for n, t in writes if t != "livegen-control"})
+        assert {"sync_source", "filter", "quantise"} <= {name for name, _ in writes}  # it did the work
+        assert engine.snapshot()["controller"] == load_mapping("generic").name
+    finally:
+        engine.stop()
+        engine.close()

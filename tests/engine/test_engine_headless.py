@@ -153,12 +153,13 @@ def test_tempo_change_modes_cue_and_saving_the_playing_loop(tmp_path):
         # Nudge: the playing loop and the grid jump 50 ms ahead together (a short crossfade into itself).
         rate, before = settings.sample_rate, engine.mixer.current
         probe = engine.mixer.clock + 10 * rate  # a sample well past where the nudge lands
-        beat_before, launches = engine.transport.beat_at(probe), engine.mixer.launch_count
+        beat_before, launches = engine.grid.beat_at(probe), engine.mixer.launch_count
         Controls(engine).perform("nudge", value=50)
         wait_for(lambda: engine.mixer.launch_count > launches, 10, "the nudge to land", engine.snapshot)
         after, shift = engine.mixer.current, round(0.05 * rate)
         assert after.loop_id == before.loop_id and (after.start - (before.start - shift)) % before.frames == 0
-        assert engine.transport.beat_at(probe) - beat_before == pytest.approx(shift * 100.0 / (60 * rate))
+        wait_for(lambda: engine.grid.beat_at(probe) != beat_before, 1, "the grid to be republished")
+        assert engine.grid.beat_at(probe) - beat_before == pytest.approx(shift * 100.0 / (60 * rate))
         assert engine.snapshot()["late_launches"] == 0
         for launch in [e for e in engine.events if e["event"] == "launch"][1:]:
             assert launch["sample"] == launch["grid_sample"]  # on the beat grid, through the tempo change
