@@ -118,7 +118,7 @@ class GriffinLim:
         magnitude = self.mel_to_magnitude(mel_power.to(self.device)).transpose(-1, -2).contiguous()
         length = (magnitude.shape[-2] - 1) * self.hop_length
         # The same starting phase for every item, so a clip decodes the same in any batch
-        # (drawn (bins, frames) as before the layout turned, so a seed gives the same start).
+        # (drawn as (bins, frames) and turned, so a seed gives the same start in either layout).
         generator = torch.Generator(device="cpu").manual_seed(seed)
         phase = torch.rand(magnitude.shape[-1:-3:-1], generator=generator).T * (2 * torch.pi)
         spectrum = torch.polar(magnitude, phase.to(self.device).expand(magnitude.shape))
