@@ -92,84 +92,126 @@ def test_play_without_a_sound_card_says_so(tmp_path):
     assert "no sound output device found" in result.stderr and "--headless" in result.stderr
 
 
-@pytest.mark.slow
-def test_tempo_change_modes_cue_and_saving_the_playing_loop(tmp_path):
-    # The one-step student: a slice model, whose fitted canvas this test follows (the default is a grid model).
-    # The worker runs as on a GPU machine: its UNet compiled (traced by dynamo; the "eager" backend skips
-    # inductor's minute-long first build here), so every mode below goes through the compiled path's
-    # fixed batch, and its loop prep in a process of its own.
+@pytest.fixture(scope="module")
+def gpu_like_set(tmp_path_factory):
+    """A set as a GPU machine plays it, shared by the tests below in their order (each starts from
+    where the last left the set).
+
+    The one-step student: a slice model, whose fitted canvas these tests follow (the default is a grid
+    model). Its UNet compiled (traced by dynamo; the "eager" backend skips inductor's minute-long first
+    build here), so every mode goes through the compiled path's fixed batch, and its loop prep in a
+    process of its own; four channels, the cue pair previewing the next loop."""
+    folder = tmp_path_factory.mktemp("gpu-like-set")
     settings = EngineSettings(genres=["techno-fast"], bpm=128.0, depth=2, seed=21, quantise="beat", channels=4,
                               compile="eager", prep_processes=1)
-    engine = Engine(settings, AudioFile(tmp_path / "set.wav", blocksize=512))
+    engine = Engine(settings, AudioFile(folder / "set.wav", blocksize=512))
     engine.start()
     try:
         engine.wait_until_playing(timeout=240)
-        first = engine.snapshot()["playing"]
-        worker = engine.snapshot()["worker"]
-        assert (worker["compiled"], worker["prep_processes"]) == ("eager", 1)
-        assert first["bpm"] == 128.0
-        assert first["width"] == 352  # drawn wide enough for 4 bars at 128 BPM (the model's own: 256, 2 bars)
-        # Four channels: the cue pair previews the loop that comes next.
-        coming = wait_for(lambda: engine.snapshot()["next"], 60, "a loop ready to come next", engine.snapshot)
-        wait_for(lambda: engine.mixer.cue_id == engine.snapshot()["next"]["id"] and engine.mixer.held() >= {engine.mixer.cue_id},
-                 5, "the cue to preview it", engine.snapshot)
-        assert coming["id"] != first["id"]
-
-        # Save the playing loop to a crate, with where it came from.
-        path = engine.save_playing(tmp_path / "crate")
-        sidecar = json.loads(path.with_suffix(".json").read_text())
-        assert sidecar["genre"] == "techno-fast" and sidecar["seed"] == first["seed"] and sidecar["bpm"] == 128.0
-        saved, rate = soundfile.read(path, dtype="float32")
-        assert len(saved) == round(sidecar["bars"] * 4 * 60 / 128.0 * rate)
-
-        # Tempo: the playing loop is re-stretched and turns over at its loop point; new loops follow.
-        engine.set_bpm(100.0)
-        state = wait_for(lambda: (s := engine.snapshot())["bpm"] == 100.0 and s["playing"]["bpm"] == 100.0 and s,
-                         60, "the set to reach 100 BPM", engine.snapshot)
-        assert state["playing"]["seed"] == first["seed"]  # the same loop, slower
-        wait_for(lambda: engine.snapshot()["buffer"]["techno-fast"] >= 1, 60, "a loop at the new tempo")
-
-        # Each mode makes a loop from the playing one and launches it on the beat.
-        for mode in ("variation", "continuation", "morph"):
-            launched = engine.mixer.launch_count
-            engine.trigger_mode(mode, strength=0.5)
-            wait_for(lambda: engine.mixer.launch_count > launched and engine.snapshot()["playing"]["mode"] == mode,
-                     90, f"a {mode} to launch", engine.snapshot)
-            assert engine.snapshot()["playing"]["bpm"] == 100.0
-            assert engine.snapshot()["playing"]["width"] == first["width"]  # made from it, as wide
-        # A manual trigger takes the next ready loop.
-        engine.trigger()
-        wait_for(lambda: engine.snapshot()["playing"]["mode"] == "new", 60, "a triggered loop", engine.snapshot)
-        # Loop length, from a control: the ready loops are cut again to one bar; the playing one plays on.
-        playing = engine.snapshot()["playing"]
-        Controls(engine).perform("bars", value=1)
-        wait_for(lambda: (s := engine.snapshot())["bars"] == 1 and s["next"] and s["next"]["bars"] == 1, 60,
-                 "a one-bar loop to come next", engine.snapshot)
-        assert engine.snapshot()["playing"]["id"] == playing["id"]
-        engine.trigger()
-        wait_for(lambda: engine.snapshot()["playing"]["bars"] == 1, 60, "a one-bar loop to play", engine.snapshot)
-        one_bar = engine.loops[engine.snapshot()["playing"]["id"]]
-        assert one_bar.frames == round(4 * 60 / 100.0 * settings.sample_rate)
-        # Nudge: the playing loop and the grid jump 50 ms ahead together (a short crossfade into itself).
-        rate, before = settings.sample_rate, engine.mixer.current
-        probe = engine.mixer.clock + 10 * rate  # a sample well past where the nudge lands
-        beat_before, launches = engine.grid.beat_at(probe), engine.mixer.launch_count
-        Controls(engine).perform("nudge", value=50)
-        wait_for(lambda: engine.mixer.launch_count > launches, 10, "the nudge to land", engine.snapshot)
-        after, shift = engine.mixer.current, round(0.05 * rate)
-        assert after.loop_id == before.loop_id and (after.start - (before.start - shift)) % before.frames == 0
-        wait_for(lambda: engine.grid.beat_at(probe) != beat_before, 1, "the grid to be republished")
-        assert engine.grid.beat_at(probe) - beat_before == pytest.approx(shift * 100.0 / (60 * rate))
-        assert engine.snapshot()["late_launches"] == 0
-        for launch in [e for e in engine.events if e["event"] == "launch"][1:]:
-            assert launch["sample"] == launch["grid_sample"]  # on the beat grid, through the tempo change
+        yield engine, folder, engine.snapshot()["playing"]
     finally:
         engine.stop()
         engine.close()
-    audio, _ = soundfile.read(tmp_path / "set.wav", dtype="float32")
+
+
+@pytest.mark.slow
+def test_the_worker_runs_compiled_and_draws_wide_enough(gpu_like_set):
+    engine, _, first = gpu_like_set
+    worker = engine.snapshot()["worker"]
+    assert (worker["compiled"], worker["prep_processes"]) == ("eager", 1)
+    assert first["bpm"] == 128.0
+    assert first["width"] == 352  # drawn wide enough for 4 bars at 128 BPM (the model's own: 256, 2 bars)
+
+
+@pytest.mark.slow
+def test_the_cue_pair_previews_the_loop_that_comes_next(gpu_like_set):
+    engine, folder, first = gpu_like_set
+    coming = wait_for(lambda: engine.snapshot()["next"], 60, "a loop ready to come next", engine.snapshot)
+    wait_for(lambda: engine.mixer.cue_id == engine.snapshot()["next"]["id"] and engine.mixer.held() >= {engine.mixer.cue_id},
+             5, "the cue to preview it", engine.snapshot)
+    assert coming["id"] != first["id"]
+    time.sleep(1.5)  # the file's header is written once a second: what was played by now can be read
+    audio, _ = soundfile.read(folder / "set.wav", dtype="float32")
     assert audio.shape[1] == 4
-    assert np.abs(audio[:, 2]).max() > 0.05 and np.array_equal(audio[:, 2], audio[:, 3])  # cue pair
+    assert np.abs(audio[:, 2]).max() > 0.05 and np.array_equal(audio[:, 2], audio[:, 3])  # the cue pair
     assert not np.array_equal(audio[:, 0], audio[:, 2])
+
+
+@pytest.mark.slow
+def test_saving_the_playing_loop_keeps_where_it_came_from(gpu_like_set):
+    engine, folder, _ = gpu_like_set
+    playing = engine.snapshot()["playing"]
+    path = engine.save_playing(folder / "crate")
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert sidecar["genre"] == "techno-fast" and sidecar["seed"] == playing["seed"]
+    assert sidecar["bpm"] == playing["bpm"] and sidecar["eta"] == playing["eta"]
+    saved, rate = soundfile.read(path, dtype="float32")
+    assert len(saved) == round(sidecar["bars"] * 4 * 60 / sidecar["bpm"] * rate)
+
+
+@pytest.mark.slow
+def test_a_tempo_change_re_stretches_the_playing_loop(gpu_like_set):
+    engine, _, _ = gpu_like_set
+    playing = engine.snapshot()["playing"]
+    engine.set_bpm(100.0)
+    state = wait_for(lambda: (s := engine.snapshot())["bpm"] == 100.0 and s["playing"]["bpm"] == 100.0 and s,
+                     60, "the set to reach 100 BPM", engine.snapshot)
+    assert state["playing"]["seed"] == playing["seed"]  # the same loop, slower
+    wait_for(lambda: engine.snapshot()["buffer"]["techno-fast"] >= 1, 60, "a loop at the new tempo")
+
+
+@pytest.mark.slow
+def test_each_mode_launches_a_loop_made_from_the_playing_one(gpu_like_set):
+    engine, _, first = gpu_like_set
+    bpm = engine.snapshot()["bpm"]
+    for mode in ("variation", "continuation", "morph"):
+        launched = engine.mixer.launch_count
+        engine.trigger_mode(mode, strength=0.5)
+        wait_for(lambda: engine.mixer.launch_count > launched and engine.snapshot()["playing"]["mode"] == mode,
+                 90, f"a {mode} to launch", engine.snapshot)
+        assert engine.snapshot()["playing"]["bpm"] == bpm
+        assert engine.snapshot()["playing"]["width"] == first["width"]  # made from it, as wide
+    engine.trigger()  # a manual trigger takes the next ready loop
+    wait_for(lambda: engine.snapshot()["playing"]["mode"] == "new", 60, "a triggered loop", engine.snapshot)
+
+
+@pytest.mark.slow
+def test_loop_length_from_a_control_cuts_the_ready_loops_again(gpu_like_set):
+    engine, _, _ = gpu_like_set
+    playing = engine.snapshot()["playing"]
+    Controls(engine).perform("bars", value=1)
+    wait_for(lambda: (s := engine.snapshot())["bars"] == 1 and s["next"] and s["next"]["bars"] == 1, 60,
+             "a one-bar loop to come next", engine.snapshot)
+    assert engine.snapshot()["playing"]["id"] == playing["id"]  # the playing one plays on
+    engine.trigger()
+    wait_for(lambda: engine.snapshot()["playing"]["bars"] == 1, 60, "a one-bar loop to play", engine.snapshot)
+    one_bar = engine.loops[engine.snapshot()["playing"]["id"]]
+    assert one_bar.frames == round(4 * 60 / engine.snapshot()["bpm"] * engine.settings.sample_rate)
+
+
+@pytest.mark.slow
+def test_nudge_moves_the_loop_and_the_grid_together(gpu_like_set):
+    """The playing loop and the grid jump 50 ms ahead together (a short crossfade into itself)."""
+    engine, _, _ = gpu_like_set
+    rate, before, bpm = engine.settings.sample_rate, engine.mixer.current, engine.snapshot()["bpm"]
+    probe = engine.mixer.clock + 10 * rate  # a sample well past where the nudge lands
+    beat_before, launches = engine.grid.beat_at(probe), engine.mixer.launch_count
+    Controls(engine).perform("nudge", value=50)
+    wait_for(lambda: engine.mixer.launch_count > launches, 10, "the nudge to land", engine.snapshot)
+    after, shift = engine.mixer.current, round(0.05 * rate)
+    assert after.loop_id == before.loop_id and (after.start - (before.start - shift)) % before.frames == 0
+    wait_for(lambda: engine.grid.beat_at(probe) != beat_before, 1, "the grid to be republished")
+    assert engine.grid.beat_at(probe) - beat_before == pytest.approx(shift * bpm / (60 * rate))
+
+
+@pytest.mark.slow
+def test_every_launch_of_the_set_landed_on_the_grid(gpu_like_set):
+    engine, _, _ = gpu_like_set
+    assert engine.snapshot()["late_launches"] == 0
+    launches = [e for e in engine.events if e["event"] == "launch"][1:]
+    assert len(launches) >= 6
+    for launch in launches:
+        assert launch["sample"] == launch["grid_sample"]  # on the beat grid, through the tempo change
 
 
 def test_an_unknown_canvas_is_refused_by_name(tmp_path):
