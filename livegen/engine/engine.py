@@ -13,7 +13,6 @@ the engine sees it through ``RemoteMixer``.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import queue
 import random
@@ -34,9 +33,9 @@ from .audio import RemoteMixer
 from .launches import LaunchTiming
 from .loopbank import LoopBank, slot_frames_for
 from .mixer import equal_gain_fade, equal_power_fade
+from .supervisor import WorkerSupervisor
 from .transport import QUANTISE_BARS, Transport
-from .worker import (GenreError, LoopFailed, LoopReady, LoopRequest, WorkerConfig, WorkerReady,
-                     worker_main)
+from .worker import GenreError, LoopFailed, LoopReady, LoopRequest, WorkerConfig, WorkerReady
 
 NUDGE_FADE_SECONDS = 0.005  # a nudge crossfades the loop into itself shifted: short, so no audible echo
 
@@ -179,7 +178,6 @@ class Engine:
         self._last_launch_sample = 0
         self.playing: LoopInfo | None = None
         self.next_up: LoopInfo | None = None
-        self.worker_restarts = 0
         self._audio_lost = False
         self._audio_faults = 0  # callback faults recovered from
         self._preroll_underflows: int | None = None  # the output's underflows before the first loop, once it plays
@@ -195,10 +193,8 @@ class Engine:
         os.set_blocking(self._wake_write, False)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._control, name="livegen-control", daemon=True)
-        self._process = None
-        self._requests = self._results = None
-        self._spawned_at = self._restart_at = 0.0
-        self._restart_delay = 0.0
+        self.worker = WorkerSupervisor(self._worker_config, settings.worker_threads or default_worker_threads(),
+                                       daemon=not settings.prep_processes)
         self._status_file = None
         self._last_status = 0.0
         self._busy_mark = (time.monotonic(), 0.0)  # (when, the callback's busy seconds then): for dsp_load
@@ -220,7 +216,8 @@ class Engine:
         if self.settings.status_path is not None:
             self.settings.status_path.parent.mkdir(parents=True, exist_ok=True)
             self._status_file = open(self.settings.status_path, "a", buffering=1)
-        self._spawn_worker()
+        self.worker.spawn()
+        self.worker_state = "loading"
         self._thread.start()
         return self
 
@@ -244,7 +241,7 @@ class Engine:
         if self._thread.is_alive():
             self._thread.join()
         self.mixer.stop()  # the music stops now, not after the worker has wound down
-        self._stop_worker()
+        self.worker.stop()
         if self._status_file is not None:
             self._write_status()
             self._status_file.close()
@@ -257,49 +254,14 @@ class Engine:
         self.bank.close()
 
     # ------------------------------------------------------------ worker
-    def _spawn_worker(self) -> None:
-        # The worker gets its thread count before its numpy, numba or Rubber Band start any threads:
-        # one core belongs to the audio.
-        threads = self.settings.worker_threads or default_worker_threads()
-        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-            os.environ[name] = str(threads)
-        context = multiprocessing.get_context("spawn")
-        down_recv, down_send = context.Pipe(duplex=False)
-        up_recv, up_send = context.Pipe(duplex=False)
+    def _worker_config(self) -> WorkerConfig:
         presets = {name: state.preset for name, state in self.genres.items()}
-        config = WorkerConfig(genres=presets, bank_name=self.bank.name, bank_slots=self.bank.slots,
-                              bank_frames=self.bank.slot_frames, sample_rate=self.settings.sample_rate,
-                              device=self.settings.device, precision=self.settings.precision,
-                              threads=threads, batch_size=self.settings.batch_size, compile=self.settings.compile,
-                              prep_processes=self.settings.prep_processes, canvas=self.settings.canvas,
-                              bpm=self.target_bpm, max_bars=self.max_bars)
-        self._process = context.Process(target=worker_main, args=(config, down_recv, up_send),
-                                        # A daemon cannot start the prep processes; without them it
-                                        # ends with the engine even if the engine fails to stop it.
-                                        name="livegen-worker", daemon=not self.settings.prep_processes)
-        self._process.start()
-        self._spawned_at = time.monotonic()
-        down_recv.close()
-        up_send.close()
-        self._requests, self._results = down_send, up_recv
-        self.worker_state = "loading"
-        for request in self._in_flight.values():  # what the last worker did not finish
-            self._send(request)
-
-    def _stop_worker(self) -> None:
-        if self._process is None:
-            return
-        try:
-            self._requests.send(None)
-        except (OSError, ValueError):
-            pass
-        self._process.join(5)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join()
-        for conn in (self._requests, self._results):
-            conn.close()
-        self._process = None
+        return WorkerConfig(genres=presets, bank_name=self.bank.name, bank_slots=self.bank.slots,
+                            bank_frames=self.bank.slot_frames, sample_rate=self.settings.sample_rate,
+                            device=self.settings.device, precision=self.settings.precision,
+                            threads=self.worker.threads, batch_size=self.settings.batch_size,
+                            compile=self.settings.compile, prep_processes=self.settings.prep_processes,
+                            canvas=self.settings.canvas, bpm=self.target_bpm, max_bars=self.max_bars)
 
     @property
     def worker_device(self) -> str:
@@ -307,26 +269,20 @@ class Engine:
 
     @property
     def worker_pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        return self.worker.pid
 
     def _check_worker(self) -> None:
-        if self._process is None:
-            if time.monotonic() >= self._restart_at:
-                self._spawn_worker()
+        event = self.worker.check()
+        if event is None:
             return
-        if self._process.exitcode is None:
-            return
-        code = self._process.exitcode
-        for conn in (self._requests, self._results):
-            conn.close()
-        self._process = None
-        # A worker that keeps dying (a broken install, memory) is retried ever more slowly.
-        quick = time.monotonic() - self._spawned_at < 30.0
-        self._restart_delay = min(max(2 * self._restart_delay, 0.5), 30.0) if quick else 0.0
-        self._restart_at = time.monotonic() + self._restart_delay
-        self.worker_restarts += 1
-        self.worker_state = "restarting"
-        self._note(f"worker stopped (exit code {code}); restarting", kind="worker_restart")
+        what, code = event
+        if what == "spawned":
+            self.worker_state = "loading"
+            for request in self._in_flight.values():  # what the last worker did not finish
+                self.worker.send(request)
+        else:
+            self.worker_state = "restarting"
+            self._note(f"worker stopped (exit code {code}); restarting", kind="worker_restart")
 
     def _check_audio(self) -> None:
         if not self.mixer.alive and not self._audio_lost:
@@ -352,11 +308,6 @@ class Engine:
             at, offset = self.timing.resume(self.mixer.clock, current, len(fade))
             self._launch(self.playing, at=at, fade=fade, offset=offset)
 
-    def _send(self, request: LoopRequest) -> None:
-        try:
-            self._requests.send(request)
-        except (OSError, ValueError):
-            pass  # the worker is gone: _check_worker restarts it and sends this again
 
     # ------------------------------------------------------------ actions (any thread)
     def _do(self, command: Callable[[], None]) -> None:
@@ -505,7 +456,7 @@ class Engine:
     # ------------------------------------------------------------ control thread
     def _control(self) -> None:
         while not self._stop.is_set():
-            waiting_on = [self._wake_read] + ([self._results] if self._process is not None else [])
+            waiting_on = [self._wake_read] + ([self.worker.results] if self.worker.results is not None else [])
             if self._wake_read in connection_wait(waiting_on, timeout=self.CONTROL_TICK):
                 os.read(self._wake_read, 4096)
             try:
@@ -530,13 +481,7 @@ class Engine:
                 self._note(f"engine: {type(err).__name__}: {err}", kind="error")
 
     def _read_results(self) -> None:
-        while True:
-            try:
-                if not self._results.poll():
-                    return
-                message = self._results.recv()
-            except (EOFError, OSError):
-                return  # the worker died mid-message: _check_worker takes it from here
+        for message in self.worker.messages():
             if isinstance(message, LoopReady):
                 self._arrived(message)
             elif isinstance(message, LoopFailed):
@@ -622,7 +567,7 @@ class Engine:
                               source_mode=source.mode, width=source.width)
             self._restretched[request.loop_id] = source
         self._in_flight[request.loop_id] = request
-        self._send(request)
+        self.worker.send(request)
         return request
 
     def _refill(self) -> None:
@@ -912,7 +857,7 @@ class Engine:
             "dsp_load": round(self.dsp_load, 4), "block_time": self.mixer.state.block_times(),
             "worker": {"state": self.worker_state, "device": self.worker_device,
                        "threads": self.worker_report.threads, "compiled": self.worker_report.compiled,
-                       "prep_processes": self.worker_report.prep_processes, "restarts": self.worker_restarts,
+                       "prep_processes": self.worker_report.prep_processes, "restarts": self.worker.restarts,
                        "pid": self.worker_pid, "in_flight": len(self._in_flight)},
             "output": {"name": self.mixer.output_name, "latency_ms": round(self.mixer.output_latency * 1000, 2),
                        "running": not self._audio_lost},

@@ -134,3 +134,31 @@ def test_a_loop_drawn_with_step_noise_is_made_again_from_its_seed():
         morphed = worker.make(LoopRequest(4, 3, "techno", seed=6, steps=2, sampler="ddim", bpm=128.0, eta=1.0,
                                           mode="morph", source_id=1, target_seed=9))
         assert morphed.frames > 0
+
+
+def test_the_supervisor_restarts_a_dead_worker_ever_more_slowly_while_it_keeps_dying():
+    import time
+
+    from livegen.engine.supervisor import WorkerSupervisor
+
+    bank = LoopBank(1, slot_frames_for(48000, 60.0))
+    config = WorkerConfig(genres={}, bank_name=bank.name, bank_slots=1, bank_frames=bank.slot_frames,
+                          sample_rate=48000)
+    supervisor = WorkerSupervisor(lambda: config, threads=1, daemon=True)
+    try:
+        supervisor.spawn()
+        delays = []
+        for _ in range(2):
+            os.kill(supervisor.pid, signal.SIGKILL)
+            died = wait_for(lambda: supervisor.check(), 10, "the death to be seen")
+            assert died == ("died", -signal.SIGKILL)
+            seen = time.monotonic()
+            assert wait_for(lambda: supervisor.check(), 10, "a new worker") == ("spawned", None)
+            delays.append(time.monotonic() - seen)
+        assert supervisor.restarts == 2
+        assert 0.4 < delays[0] < delays[1] and delays[1] > 0.9  # 0.5 s, then 1 s: backing off
+        assert alive(supervisor.pid)
+    finally:
+        supervisor.stop()
+        bank.close()
+    assert supervisor.pid is None
