@@ -199,9 +199,9 @@ def main() -> int:
     text = benchkit.machine_header("Live engine: underflows, memory, trigger latency", [
         f"JACK dummy server, {realtime}, 48 kHz, 256-frame periods; four genres loaded ({', '.join(GENRES)}); "
         "auto launch every bar at 124 BPM, so the worker generates flat out on the same cores",
-        "worker: 1 torch thread at idle priority; engine: control thread, status; audio process: mixer callback",
+        "worker: 1 torch thread at nice 5; engine: control thread, status; audio process: mixer callback",
     ]) + "\n" + benchkit.markdown_table(["what", "figure"], rows)
-    benchkit.publish(text, "engine.md")
+    benchkit.publish(text, f"engine-busy{args.busy}-nice{args.busy_nice}.md" if args.busy else "engine.md")
     return 0
 
 
