@@ -61,9 +61,14 @@ def main() -> int:
     engine = Engine(settings, SoundCard(host_api="JACK", blocksize=256))
     engine.start()
     engine.wait_until_playing(timeout=240)
-    underflows_at_play = engine.snapshot()["underflows"]  # counted with the server's xruns from here on
-    block_time_at_play = engine.mixer.state.block_times()
     (args.out / "playing").touch()
+    # The test counts the server's xruns from when it sees "playing", then says so: our underflows are
+    # counted from after that, so no underflow is counted whose xrun was not.
+    deadline = time.monotonic() + 30
+    while not (args.out / "counted").exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    underflows_at_play = engine.snapshot()["underflows"]
+    block_time_at_play = engine.mixer.state.block_times()
     midi = None
     if args.midi_virtual:
         from livegen.control import Controls, load_mapping
