@@ -96,7 +96,7 @@ def play(minutes: float, out: Path, busy: int = 0, busy_nice: int = 0) -> None:
                 first_sample = log[0][1] - fade
                 latencies.append((first_sample - clock) / engine.settings.sample_rate * 1000)
             engine.set_quantise("1")
-    final = engine.snapshot()
+    final = engine.snapshot().plain()
     played = time.monotonic() - started
     output_latency = engine.mixer.output_latency * 1000
     engine.stop()

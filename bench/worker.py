@@ -17,12 +17,15 @@ On a CUDA device the GPU's busy share is sampled every 0.2 s (torch.cuda.utiliza
 
     python3 bench/worker.py --device cuda --batches 64 --prep-processes 0 8 --compile-too  # on the GPU (bench/gpu.sh)
     .venv/bin/python bench/worker.py --device cpu --batches 4 --seconds 20  # here
+    .venv/bin/python bench/worker.py --device cpu --isa native avx2  # as on an AVX2-only CPU too
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
@@ -42,6 +45,12 @@ from livegen.loops.prep import CANVASES  # noqa: E402
 from livegen.presets import GenrePreset, load_genre  # noqa: E402
 
 SAMPLE_RATE = 48000
+
+# What an AVX2-only CPU (no AVX-512) runs, forced on this one: torch's own kernels, oneDNN's convolutions,
+# MKL, numpy's SIMD loops and OpenBLAS each pick their code path from one of these at import.
+AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+             "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR", "OPENBLAS_CORETYPE": "Haswell"}
+ISAS = {"native": {}, "avx2": AVX2_ONLY}
 GENRES = ("techno", "house", "hiphop", "breaks")
 
 
@@ -53,6 +62,7 @@ class Row:
     compile: str | None
     prep: int = 0  # prep processes
     canvas: str = "fit"
+    isa: str = "native"
     start_s: float = 0.0
     loops: int = 0
     dropped: int = 0
@@ -63,16 +73,17 @@ class Row:
 
     def cells(self) -> list:
         if not self.seconds:
-            return [self.model, self.steps, self.batch, self.compile or "-", self.prep, self.canvas,
+            return [self.model, self.isa, self.steps, self.batch, self.compile or "-", self.prep, self.canvas,
                     f"{self.start_s:.1f}", "-", "-", "-", "-", "-", self.note]
         made = self.loops + self.dropped
-        return [self.model, self.steps, self.batch, self.compile or "-", self.prep, self.canvas, f"{self.start_s:.1f}",
+        return [self.model, self.isa, self.steps, self.batch, self.compile or "-", self.prep, self.canvas,
+                f"{self.start_s:.1f}",
                 f"{made / self.seconds:.1f}", f"{self.loops / self.seconds:.1f}", f"{self.dropped}/{made}",
                 f"{self.audio_s / self.seconds:.1f}x",
                 "-" if self.gpu_busy is None else f"{self.gpu_busy:.0f}%", self.note]
 
 
-HEADERS = ["model", "steps", "batch", "compile", "prep processes", "canvas", "worker start s", "slices/s", "loops/s", "dropped",
+HEADERS = ["model", "instruction set", "steps", "batch", "compile", "prep processes", "canvas", "worker start s", "slices/s", "loops/s", "dropped",
            "real-time factor", "GPU busy", "notes"]
 
 
@@ -141,7 +152,8 @@ def run_row(row: Row, args, folder: Path) -> Row:
                           prep_processes=row.prep, canvas=row.canvas, bpm=args.bpm)
     process = context.Process(target=worker_main, args=(config, down_recv, up_send), daemon=not row.prep)
     started = time.monotonic()
-    process.start()
+    with isa_environment(row.isa):  # a spawned child takes the environment as it is at its start
+        process.start()
     try:
         while True:  # the worker's start: imports, model load, compile, warm-up
             if not up_recv.poll(1.0):
@@ -214,6 +226,20 @@ def run_row(row: Row, args, folder: Path) -> Row:
         bank.close()
 
 
+@contextlib.contextmanager
+def isa_environment(isa: str):
+    saved = {name: os.environ.get(name) for name in ISAS[isa]}
+    os.environ.update(ISAS[isa])
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name)
+            else:
+                os.environ[name] = value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
@@ -230,15 +256,18 @@ def main() -> int:
                         help="the worker's loop-prep processes, a row for each (default 0: in the worker)")
     parser.add_argument("--canvas", nargs="+", choices=CANVASES, default=["fit"],
                         help="the worker's canvas, a row for each (default fit, as the engine runs it)")
+    parser.add_argument("--isa", nargs="+", choices=list(ISAS), default=["native"],
+                        help="the worker's instruction set, a row for each: native, or avx2 (AVX-512 turned off in "
+                             "torch, oneDNN, MKL, numpy and OpenBLAS, as on an AVX2-only CPU)")
     parser.add_argument("--bpm", type=float, default=128.0)
     parser.add_argument("--seconds", type=float, default=20.0, help="counted per row, after the warm-up batch")
     parser.add_argument("--start-timeout", type=float, default=240.0)
     parser.add_argument("--output", default="worker.md", help="file name under bench/results, or a path")
     args = parser.parse_args()
 
-    rows = [Row(model, args.steps or 0, batch, backend, prep, canvas)
+    rows = [Row(model, args.steps or 0, batch, backend, prep, canvas, isa)
             for model in args.models for backend in ([None, "inductor"] if args.compile_too else [None])
-            for prep in args.prep_processes for canvas in args.canvas for batch in args.batches]
+            for prep in args.prep_processes for canvas in args.canvas for batch in args.batches for isa in args.isa]
     with tempfile.TemporaryDirectory() as folder:
         for index, row in enumerate(rows):
             run_row(row, args, Path(folder))

@@ -7,8 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from .engine.engine import EngineSettings
+from .engine.settings import EngineSettings
 from .engine.transport import QUANTISE_BARS
+from .loops.loudness import DEFAULT_TARGET_LUFS
 from .loops.prep import BAR_LENGTHS, CANVASES
 from .presets import SAMPLERS
 
@@ -33,6 +34,18 @@ def _tempo(text: str) -> float:
     return value
 
 
+def _loudness(text: str) -> float | None:
+    """A levelling target in LUFS, or "off"."""
+    from .limits import LOUDNESS
+
+    if text.strip().lower() == "off":
+        return None
+    value = float(text)
+    if value not in LOUDNESS:
+        raise argparse.ArgumentTypeError(LOUDNESS.outside("loudness", value))
+    return value
+
+
 def _count(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -52,6 +65,9 @@ def _build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--eta", type=float, help="DDIM eta: 0 draws a loop from its starting noise alone, 1 adds "
                                                 "fresh noise each step as DDPM does (default: the preset's)")
     gen.add_argument("--seed", type=int, default=0, help="seed of the first loop; loop i uses seed + i")
+    gen.add_argument("--loudness", type=_loudness, default=DEFAULT_TARGET_LUFS, metavar="LUFS",
+                     help="level each loop to this integrated loudness, or 'off' for peak-normalised loops; a loop "
+                          f"that would clip is turned down to fit (default {DEFAULT_TARGET_LUFS:g})")
     gen.add_argument("--batch", type=_positive_int, default=8, help="loops sampled at once")
     gen.add_argument("--genre", help="class label (name or index) for class-conditional models")
     gen.add_argument("--bpm", type=_tempo, help="stretch every loop to this tempo")
@@ -98,6 +114,8 @@ def _build_parser() -> argparse.ArgumentParser:
             metavar="N")
     setting(the_set, "--crossfade", "crossfade_ms", "crossfade length in ms", type=float, metavar="MS")
     setting(the_set, "--gain", "gain", "master gain", type=float)
+    setting(the_set, "--loudness", "loudness", "level every loop to this integrated loudness in LUFS, or 'off' "
+            "(the master gain and the limiter follow)", type=_loudness, metavar="LUFS")
     setting(the_set, "--seed", "seed", "first seed (default: random)", type=int)
 
     out = play.add_argument_group("output")
@@ -178,6 +196,7 @@ def _generate(args) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .loops import write_loop
+    from .loops.loudness import fit_peak
     from .render import RenderSettings, loop_filename, render
 
     console = Console(stderr=True)
@@ -186,7 +205,7 @@ def _generate(args) -> int:
         steps=args.steps or preset.steps, sampler=args.sampler or preset.sampler,
         eta=preset.eta if args.eta is None else args.eta, batch_size=args.batch, genre=args.genre or preset.label,
         bpm=args.bpm, tempo_hint=preset.tempo_hint, raw=args.raw, sample_rate=args.sample_rate, bars=args.bars,
-        canvas=args.canvas,
+        canvas=args.canvas, loudness=args.loudness,
     )
     seeds = [args.seed + i for i in range(args.count)]
     console.print(f"[bold]{model.name}[/] on {model.device} ({str(model.dtype).removeprefix('torch.')}), "
@@ -206,12 +225,13 @@ def _generate(args) -> int:
             metadata = {"model": str(model.path), "seed": item.seed, "steps": settings.steps,
                         "sampler": settings.sampler, "eta": settings.eta, "genre": settings.genre,
                         "raw": settings.raw}
-            path = write_loop(args.out, loop_filename(model.name, item.seed, settings, item.loop), item.loop,
-                              metadata, args.format)
+            loop = fit_peak(item.loop)
+            path = write_loop(args.out, loop_filename(model.name, item.seed, settings, loop), loop, metadata, args.format)
             audio_seconds += item.loop.seconds
             written += 1
             progress.console.print(f"{path}  {item.loop.seconds:.2f}s"
-                                   + (f"  {item.loop.bars} bar(s) at {item.loop.bpm:.1f} BPM" if item.loop.bars else ""))
+                                   + (f"  {loop.bars} bar(s) at {loop.bpm:.1f} BPM" if loop.bars else "")
+                                   + (f"  {loop.loudness:.1f} LUFS" if loop.loudness is not None else ""))
     elapsed = time.perf_counter() - started
     console.print(f"{written} written, {skipped} skipped in {elapsed:.1f}s"
                   + (f" ({audio_seconds / elapsed:.1f}x real time)" if written else ""))
@@ -304,10 +324,11 @@ def _play(args) -> int:
         engine.wait_until_playing()
         if args.record:
             engine.start_recording(args.record)
-        for name, state in engine.genres.items():
-            if state.error:
-                print(f"livegen: genre {name} is out of this set: {state.error}", file=log)
-        print(f"livegen: playing on {engine.mixer.output_name} at {settings.bpm:g} BPM (worker on {engine.worker_device})"
+        state = engine.snapshot()
+        for name, error in state["genre_errors"].items():
+            print(f"livegen: genre {name} is out of this set: {error}", file=log)
+        print(f"livegen: playing on {state['output']['name']} at {settings.bpm:g} BPM "
+              f"(worker on {state['worker']['device']})"
               + (", Ctrl-C stops" if args.duration is None else f" for {args.duration:g}s"), file=log)
         surface.run(args.duration, interactive=not args.headless and not args.no_dashboard)
     except KeyboardInterrupt:
@@ -315,8 +336,9 @@ def _play(args) -> int:
     finally:
         if surface is not None:
             surface.stop()
-        if engine.recorder is not None:
-            print(f"livegen: recorded {engine.stop_recording()}", file=log)
+        recorded = engine.stop_recording()
+        if recorded is not None:
+            print(f"livegen: recorded {recorded}", file=log)
         engine.stop()
         engine.close()
     if args.headless:
@@ -394,10 +416,10 @@ class _ControlSurface:
                 if key is not None and not self.keyboard.press(key):
                     return
                 state = self.engine.snapshot()
-                playing = self.engine.playing_audio()
-                if playing is not None and playing[0] != thumbnail_id:
-                    thumbnail_id, audio = playing
-                    thumbnail = loop_thumbnail(audio, self.engine.settings.sample_rate)
+                playing = state["playing"]
+                if playing is not None and playing["id"] != thumbnail_id:
+                    thumbnail_id = playing["id"]
+                    thumbnail = loop_thumbnail(self.engine.loop_audio(playing), self.engine.settings.sample_rate)
                 dashboard.update(state, thumbnail, log=list(self.controls.log))
 
     def stop(self) -> None:

@@ -27,7 +27,7 @@ class Limit:
 
     def outside(self, what: str, value: float) -> str:
         unit = f" {self.unit}" if self.unit else ""
-        return f"{what} {value:g}{unit} is outside {self.low:g}-{self.high:g}"
+        return f"{what} {value:g}{unit} is outside {self.low:g} to {self.high:g}{unit}"
 
 
 # The loop bank's slots are sized to hold the longest loop at the slowest tempo.
@@ -37,3 +37,4 @@ STEPS = Limit(1, 1000, "steps")  # a scheduler takes at most its training steps 
 STEPS_KNOB = Limit(1, 50, "steps")  # the knob's sweep and steps_up's top: past 50 no CPU keeps a buffer full
 GAIN = Limit(0.0, 2.0)  # master gain, 1 is unity
 FILTER = Limit(-1.0, 1.0)  # DJ filter: low-pass left of centre, high-pass right
+LOUDNESS = Limit(-40.0, -5.0, "LUFS")  # a loop's levelling target: quieter is noise-floor, louder only clips

@@ -16,6 +16,7 @@ import numpy as np
 from .audio import MelCodec
 from .diffusion import LoopModel, canvas_width, decode_images, generate
 from .loops import Loop, LoopError, bar_choices, loops_from_images, raw_loop, slice_seconds
+from .loops.loudness import DEFAULT_TARGET_LUFS, level
 from .loops.prep import CANVASES
 
 
@@ -42,6 +43,7 @@ class RenderSettings:
     bars: int = 4  # the longest loop, in bars (1, 2 or 4); a slice too short for it gives fewer
     sample_rate: int | None = None  # output rate; None keeps the model's
     canvas: str = "fit"  # "fit": draw slices wide enough for the bars at the tempo (canvas_width); "native"
+    loudness: float | None = DEFAULT_TARGET_LUFS  # each loop levelled to this integrated LUFS; None: peak only
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def render(model: LoopModel, seeds: Sequence[int], settings: RenderSettings,
             if isinstance(loop, LoopError):
                 yield Rendered(seed, image, None, str(loop))
             else:
-                yield Rendered(seed, image, loop)
+                yield Rendered(seed, image, loop if settings.loudness is None else level(loop, settings.loudness))
 
 
 def loop_filename(model_name: str, seed: int, settings: RenderSettings, loop: Loop) -> str:

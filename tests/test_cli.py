@@ -8,6 +8,8 @@ import sys
 import pytest
 import soundfile
 
+from livegen.loops.loudness import DEFAULT_TARGET_LUFS, loop_loudness
+
 PYTHON = [sys.executable, "-m", "livegen.cli"]
 
 
@@ -28,8 +30,25 @@ def test_generate_raw_writes_loops_with_sidecars(tiny_model_dir, tmp_path):
         meta = json.loads(path.with_suffix(".json").read_text())
         assert rate == 44100 and meta["sample_rate"] == 44100 and len(audio) == meta["frames"]
         assert meta["steps"] == 4 and meta["sampler"] == "ddim" and meta["raw"] is True
-        assert 0.85 < abs(audio).max() < 0.95
+        # levelled to the default loudness as heard, the peak kept under full scale
+        assert meta["loudness"] == pytest.approx(DEFAULT_TARGET_LUFS, abs=0.05) or abs(audio).max() > 0.98
+        assert meta["loudness"] == pytest.approx(loop_loudness(audio, rate), abs=0.05)
+        assert abs(audio).max() <= 0.99
     assert "3 written, 0 skipped" in result.stderr
+    assert f"{DEFAULT_TARGET_LUFS:.1f} LUFS" in result.stderr
+
+
+def test_generate_with_loudness_off_leaves_the_loops_at_loop_preps_peak(tiny_model_dir, tmp_path):
+    out = tmp_path / "loops"
+    result = run("generate", "--model", tiny_model_dir, "--count", 2, "--steps", 2, "--raw", "--loudness", "off",
+                 "--out", out)
+    assert result.returncode == 0, result.stderr
+    for path in sorted(out.glob("*.wav")):
+        audio, _ = soundfile.read(path)
+        assert 0.85 < abs(audio).max() < 0.95
+        assert json.loads(path.with_suffix(".json").read_text())["loudness"] is None
+    refused = run("generate", "--model", tiny_model_dir, "--loudness", "-2", "--out", out)
+    assert refused.returncode == 2 and "loudness -2 LUFS is outside -40 to -5 LUFS" in refused.stderr
 
 
 def test_same_seed_same_file(tiny_model_dir, tmp_path):

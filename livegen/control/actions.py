@@ -58,8 +58,12 @@ class Controls:
         self.log.append(f"{source} {action}{shown}".strip())
 
     # -- helpers
+    def _state(self):
+        """The engine's last snapshot: what a relative or toggling action starts from."""
+        return self.engine.snapshot()
+
     def _genre(self, value) -> str:
-        names = list(self.engine.genres)
+        names = list(self.engine.settings.genres)
         if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
             index = int(value)
             if not 0 <= index < len(names):
@@ -83,7 +87,7 @@ class Controls:
         self.engine.trigger(genre)
 
     def _do_select_genre(self, value, amount):
-        genre = self._genre(value) if value is not None else self._spread(list(self.engine.genres), amount or 0.0)
+        genre = self._genre(value) if value is not None else self._spread(list(self.engine.settings.genres), amount or 0.0)
         self.engine.select_genre(genre)
 
     def _choose(self, choices: list, current, value, amount, parse=str):
@@ -96,10 +100,10 @@ class Controls:
         return choices[(choices.index(current) + 1) % len(choices)]
 
     def _do_quantise(self, value, amount):
-        self.engine.set_quantise(self._choose(list(QUANTISE_BARS), self.engine.quantise, value, amount))
+        self.engine.set_quantise(self._choose(list(QUANTISE_BARS), self._state()["quantise"], value, amount))
 
     def _do_bars(self, value, amount):
-        self.engine.set_bars(self._choose(sorted(BAR_LENGTHS), self.engine.max_bars, value, amount, parse=int))
+        self.engine.set_bars(self._choose(sorted(BAR_LENGTHS), self._state()["bars"], value, amount, parse=int))
 
     def _do_nudge(self, value, amount):
         """Push the set ahead (value in ms, default 10) or, negative, hold it back."""
@@ -119,10 +123,10 @@ class Controls:
 
     # -- sampling
     def _do_steps_up(self, value, amount):
-        self.engine.set_steps(int(STEPS_KNOB.clamp(int(self.engine.effective("steps")) + 1)))
+        self.engine.set_steps(int(STEPS_KNOB.clamp(int(self._state()["in_force"]["steps"]) + 1)))
 
     def _do_steps_down(self, value, amount):
-        self.engine.set_steps(max(int(self.engine.effective("steps")) - 1, 1))
+        self.engine.set_steps(max(int(self._state()["in_force"]["steps"]) - 1, 1))
 
     def _do_steps(self, value, amount):
         self.engine.set_steps(int(value) if value is not None else round(STEPS_KNOB.sweep(amount or 0.0)))
@@ -130,7 +134,7 @@ class Controls:
     def _do_sampler(self, value, amount):
         names = list(SAMPLERS)
         if value is None:
-            value = names[(names.index(self.engine.effective("sampler")) + 1) % len(names)]
+            value = names[(names.index(self._state()["in_force"]["sampler"]) + 1) % len(names)]
         if value not in SAMPLERS:
             raise ActionError(f"unknown sampler {value!r} (samplers: {', '.join(names)})")
         self.engine.set_sampler(value)
@@ -149,10 +153,10 @@ class Controls:
         self.engine.set_bpm(float(value) if value is not None else round(TEMPO_KNOB.sweep(amount or 0.0), 1))
 
     def _do_bpm_up(self, value, amount):
-        self.engine.set_bpm(round(self.engine.target_bpm) + 1.0)
+        self.engine.set_bpm(round(self._state()["target_bpm"]) + 1.0)
 
     def _do_bpm_down(self, value, amount):
-        self.engine.set_bpm(round(self.engine.target_bpm) - 1.0)
+        self.engine.set_bpm(round(self._state()["target_bpm"]) - 1.0)
 
     # -- sound
     def _do_volume(self, value, amount):
@@ -170,7 +174,7 @@ class Controls:
 
     # -- toggles and keeping
     def _do_record(self, value, amount):
-        if self.engine.recorder is None:
+        if self._state()["recording"] is None:
             self.engine.start_recording(value)
         else:
             self.engine.stop_recording()
@@ -182,4 +186,4 @@ class Controls:
         self.engine.toggle_cue()
 
     def _do_auto(self, value, amount):
-        self.engine.set_auto_bars(None if self.engine.auto_bars else int(value or 8))
+        self.engine.set_auto_bars(None if self._state()["auto_bars"] else int(value or 8))

@@ -92,7 +92,7 @@ class MidiClockFollower:
         if len(self._times) >= 12:  # half a beat of ticks: a first estimate
             slope = np.polyfit(self._ticks_at, self._times, 1)[0]  # seconds per tick
             self.bpm = 60.0 / (TICKS_PER_BEAT * slope)
-            if abs(self.bpm - engine.target_bpm) > TEMPO_TOLERANCE:
+            if abs(self.bpm - engine.snapshot()["target_bpm"]) > TEMPO_TOLERANCE:
                 engine.set_bpm(round(self.bpm, 2), follow=True)
         if self.ticks % (TICKS_PER_BEAT // 2) == 0 and len(self._times) >= 12:
             # Every half beat: is our grid where the clock says? (Using the fitted line, not one
@@ -184,7 +184,7 @@ class LinkSync:
         import aalink
 
         engine = self.engine
-        self.link = aalink.Link(engine.target_bpm)
+        self.link = aalink.Link(engine.snapshot()["target_bpm"])
         self.link.quantum = engine.grid.beats_per_bar
         self.link.enabled = True
         self._ready.set()
@@ -201,9 +201,10 @@ class LinkSync:
         self._status.tell(engine, "link", f"{peers} peer(s), {link.tempo:.2f} BPM")
         if peers == 0:
             return
-        if abs(link.tempo - engine.target_bpm) > TEMPO_TOLERANCE:
+        state = engine.snapshot()
+        if abs(link.tempo - state["target_bpm"]) > TEMPO_TOLERANCE:
             engine.set_bpm(round(link.tempo, 2), follow=True)
-        if engine.playing is None:
+        if state["playing"] is None:
             return
         # Link's beat is for "now": ours for the sample heard now.
         now = time.perf_counter()

@@ -1,7 +1,9 @@
 """The live engine: worker process -> loop bank (shared memory) -> mixer (audio process) -> outputs."""
 
 from .audio import RemoteMixer
-from .engine import Engine, EngineError, EngineSettings, LoopInfo
+from .buffers import LoopInfo
+from .engine import Engine, EngineError
+from .settings import EngineSettings
 from .mixer import Launch, Mixer, MixerState, Ring, Voice, equal_power_fade
 from .outputs import AudioFile, FileSink, OutputError, SoundCard, SoundCardOutput, output_devices
 from .recorder import AudioFileWriter, Recorder

@@ -30,6 +30,7 @@ import numpy as np
 from .launches import OnStage
 from .loopbank import LoopBank
 from .mixer import Launch, Mixer, MixerState, Ring, Voice
+from .processes import end_process
 
 
 @dataclass
@@ -232,11 +233,7 @@ class RemoteMixer:
     def stop(self) -> None:
         if self._process is None:
             return
-        self._send_raw(None)
-        self._process.join(5)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join()
+        end_process(self._process, lambda: self._send_raw(None))
         self._commands.close()
         if self._replies is not None:
             self._replies.close()

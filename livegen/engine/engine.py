@@ -12,27 +12,32 @@ the engine sees it through ``RemoteMixer``.
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import random
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from multiprocessing.connection import wait as connection_wait
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from ..limits import FILTER, GAIN, STEPS, TEMPO
 from ..loops.prep import CANVASES, bar_choices
-from ..presets import PRESETS_DIR, SAMPLERS, PresetError, load_genre
+from ..presets import SAMPLERS, PresetError, load_genre
 from .audio import RemoteMixer
+from .buffers import GenreState, LoopInfo
+from .commands import (AlignGrid, ChangeAutoBars, ChangeBars, ChangeFilter, ChangeGain, ChangeQuantise, ChangeSampling,
+                       ChangeTempo, MakeFromPlaying, Nudge, ReportController, ReportSync, SavePlaying, SelectGenre,
+                       StartRecording, StopRecording, ToggleCue, Trigger)
 from .launches import LaunchTiming
 from .loopbank import LoopBank, slot_frames_for
 from .mixer import equal_gain_fade, equal_power_fade
+from .snapshot import Snapshot
+from .settings import EngineSettings, default_worker_threads
 from .supervisor import WorkerSupervisor
 from .transport import QUANTISE_BARS, Transport
 from .worker import GenreError, LoopFailed, LoopReady, LoopRequest, WorkerConfig, WorkerReady
@@ -50,80 +55,6 @@ def _checked_bars(bars: int) -> int:
     except ValueError as err:
         raise EngineError(str(err)) from None
     return bars
-
-
-def default_worker_threads() -> int:
-    """All the cores this process may use but one, which stays free for the audio (1 on two cores)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores - 1)
-
-
-@dataclass
-class EngineSettings:
-    genres: list[str]
-    bpm: float = 128.0
-    steps: int | None = None  # None: each genre preset's own
-    sampler: str | None = None
-    depth: int = 3  # finished loops kept ready per genre
-    quantise: str = "1"  # off | beat | 1 | 2 | 4 (bars)
-    crossfade_ms: float = 20.0
-    auto_bars: int | None = None  # launch a new loop every N bars by itself
-    bars: int = 4  # the longest loop to cut: 1, 2 or 4 bars (a slice too short for it gives fewer)
-    sample_rate: int = 48000
-    channels: int = 2
-    gain: float = 0.8
-    device: str = "auto"  # torch device of the worker
-    precision: str = "auto"
-    worker_threads: int | None = None  # torch threads in the worker; None: all cores but one (default_worker_threads)
-    batch_size: int = 4
-    compile: str | None = None  # torch.compile backend for the worker's UNets ("inductor": pays on a GPU)
-    prep_processes: int = 0  # processes for the worker's loop prep (for a GPU, where it bounds the worker)
-    canvas: str = "fit"  # slices drawn wide enough for the loop length at the tempo ("fit"), or "native"
-    seed: int | None = None  # first seed; None picks one at random
-    sync_delay_ms: float = 0.0  # the clock's gear is heard this much after its clock: our beats follow
-    blocksize: int = 256  # the output's block: how far ahead of the callback a launch must be handed over
-    max_block: int = 4096  # the largest block the mixer can render
-    status_path: Path | None = None
-    presets_dir: Path = PRESETS_DIR
-
-
-@dataclass
-class LoopInfo:
-    """A finished loop in the bank: the request that made it, and what loop prep made of it."""
-
-    request: LoopRequest
-    bpm: float
-    bars: int
-    frames: int
-    mode: str  # how it was made: a re-stretched copy keeps its original's mode
-    source_id: int | None = None
-    width: int | None = None  # model-space columns its slice was drawn at (a remake draws it the same)
-
-    # Where it is and its recipe are the request's.
-    loop_id = property(lambda self: self.request.loop_id)
-    slot = property(lambda self: self.request.slot)
-    genre = property(lambda self: self.request.genre)
-    seed = property(lambda self: self.request.seed)
-    steps = property(lambda self: self.request.steps)
-    sampler = property(lambda self: self.request.sampler)
-    eta = property(lambda self: self.request.eta)
-
-    def describe(self) -> dict:
-        return {"id": self.loop_id, "genre": self.genre, "seed": self.seed, "mode": self.mode,
-                "bpm": round(self.bpm, 3), "bars": self.bars, "steps": self.steps, "sampler": self.sampler,
-                "eta": self.eta, "width": self.width}
-
-
-@dataclass
-class GenreState:
-    preset: object  # GenrePreset, or the PresetError that stopped it loading
-    ready: deque = field(default_factory=deque)  # LoopInfo, oldest first
-    generated: int = 0
-    dropped: int = 0
-    error: str | None = None
 
 
 class Engine:
@@ -196,7 +127,8 @@ class Engine:
         self.worker = WorkerSupervisor(self._worker_config, settings.worker_threads or default_worker_threads(),
                                        daemon=not settings.prep_processes)
         self._status_file = None
-        self._last_status = 0.0
+        self._last_written = 0.0
+        self._published: Snapshot | None = None  # replaced whole by the control thread each round
         self._busy_mark = (time.monotonic(), 0.0)  # (when, the callback's busy seconds then): for dsp_load
         self.dsp_load = 0.0  # share of the last second the audio callback was busy
         self.started = threading.Event()  # the first loop is on stage
@@ -218,6 +150,7 @@ class Engine:
             self._status_file = open(self.settings.status_path, "a", buffering=1)
         self.worker.spawn()
         self.worker_state = "loading"
+        self._publish()
         self._thread.start()
         return self
 
@@ -242,6 +175,7 @@ class Engine:
             self._thread.join()
         self.mixer.stop()  # the music stops now, not after the worker has wound down
         self.worker.stop()
+        self._publish()  # the control thread has ended: this thread is the only writer now
         if self._status_file is not None:
             self._write_status()
             self._status_file.close()
@@ -261,11 +195,8 @@ class Engine:
                             device=self.settings.device, precision=self.settings.precision,
                             threads=self.worker.threads, batch_size=self.settings.batch_size,
                             compile=self.settings.compile, prep_processes=self.settings.prep_processes,
-                            canvas=self.settings.canvas, bpm=self.target_bpm, max_bars=self.max_bars)
-
-    @property
-    def worker_device(self) -> str:
-        return self.worker_report.device
+                            canvas=self.settings.canvas, bpm=self.target_bpm, max_bars=self.max_bars,
+                            loudness=self.settings.loudness)
 
     @property
     def worker_pid(self) -> int | None:
@@ -310,7 +241,7 @@ class Engine:
 
 
     # ------------------------------------------------------------ actions (any thread)
-    def _do(self, command: Callable[[], None]) -> None:
+    def _do(self, command) -> None:
         self._commands.put(command)
         try:
             os.write(self._wake_write, b"!")  # wake the control thread now, not at its next tick
@@ -319,118 +250,139 @@ class Engine:
 
     def trigger(self, genre: str | None = None) -> None:
         """Launch the next ready loop of ``genre`` (default: the selected one), quantised."""
-        self._do(lambda: self._trigger(genre or self.selected))
+        self._do(Trigger(genre))
 
     def trigger_mode(self, mode: str, strength: float = 0.5, target_seed: int | None = None) -> None:
         """Make a loop from the playing one (variation, continuation, morph) and launch it when ready."""
-        self._do(lambda: self._request_mode(mode, strength, target_seed))
+        self._do(MakeFromPlaying(mode, strength, target_seed))
 
     def select_genre(self, genre: str) -> None:
-        self._do(lambda: self._select(genre))
+        self._do(SelectGenre(genre))
 
     def set_steps(self, steps: int) -> None:
-        self._do(lambda: self._set_sampling(steps=steps))
+        self._do(ChangeSampling(steps=steps))
 
     def set_sampler(self, sampler: str) -> None:
-        self._do(lambda: self._set_sampling(sampler=sampler))
+        self._do(ChangeSampling(sampler=sampler))
 
     def set_bpm(self, bpm: float, follow: bool = False) -> None:
         """Change the master tempo. ``follow`` (an outside clock leads): the grid turns at the next bar
         line at once; otherwise it turns when the playing loop's re-stretched copy takes over."""
-        self._do(lambda: self._set_bpm(bpm, follow))
+        self._do(ChangeTempo(bpm, follow))
 
     def set_bars(self, bars: int) -> None:
         """The longest loop to cut (1, 2 or 4 bars): the ready loops are cut again to it from their
         spectrograms (no new sampling); the playing loop plays on."""
-        bars = _checked_bars(int(bars))
-        self._do(lambda: self._set_bars(bars))
+        self._do(ChangeBars(_checked_bars(int(bars))))
 
     def set_quantise(self, quantise: str) -> None:
         if quantise not in QUANTISE_BARS:
             raise EngineError(f"quantise must be one of {', '.join(QUANTISE_BARS)}, got {quantise!r}")
-        self._do(lambda: setattr(self, "quantise", quantise))
+        self._do(ChangeQuantise(quantise))
+
+    def set_auto_bars(self, bars: int | None) -> None:
+        self._do(ChangeAutoBars(bars))
 
     def set_sync(self, source: str, detail: str = "") -> None:
         """What the set follows (internal, midi, link) and how it goes, for the dashboard."""
-        self._do(lambda: self._set_fields(sync_source=source, sync_detail=detail))
+        self._do(ReportSync(source, detail))
 
     def set_controller(self, name: str | None) -> None:
-        self._do(lambda: self._set_fields(controller=name))
-
-    def _set_fields(self, **fields) -> None:
-        for name, value in fields.items():
-            setattr(self, name, value)
+        self._do(ReportController(name))
 
     def set_gain(self, gain: float) -> None:
-        self._do(lambda: self._set_gain(gain))
+        self._do(ChangeGain(gain))
 
     def step_gain(self, change: float) -> None:
         """The master gain up or down by ``change`` from wherever it is when the command runs."""
-        self._do(lambda: self._set_gain(self.mixer.gain + change))
-
-    def _set_gain(self, gain: float) -> None:
-        self.mixer.gain = float(GAIN.clamp(gain))
-
-    def set_auto_bars(self, bars: int | None) -> None:
-        def apply():
-            self.auto_bars = bars
-            self._next_auto_beat = None
-        self._do(apply)
+        self._do(ChangeGain(change, relative=True))
 
     def set_filter(self, position: float) -> None:
         """The DJ filter knob, -1..1: low-pass left of centre, high-pass right, flat in the middle."""
-        self._do(lambda: self._set_filter(position))
+        self._do(ChangeFilter(position))
 
     def step_filter(self, change: float) -> None:
-        self._do(lambda: self._set_filter(self.filter + change))
-
-    def _set_filter(self, position: float) -> None:
-        from .mixer import dj_filter
-
-        self.filter = float(FILTER.clamp(position))
-        self.mixer.set_filter(dj_filter(self.filter, self.settings.sample_rate))
+        self._do(ChangeFilter(change, relative=True))
 
     def toggle_cue(self) -> None:
-        def apply():
-            self.cue_enabled = not self.cue_enabled
-        self._do(apply)
-
-    def start_recording(self, path: str | Path | None = None) -> Path:
-        """Record the master output to ``path`` (default: recordings/set-DATE-TIME.wav)."""
-        from .recorder import Recorder
-
-        if self.recorder is not None:
-            return self.recorder.path
-        if path is None:
-            path = Path("recordings") / time.strftime("set-%Y%m%d-%H%M%S.wav")
-        self.recorder = Recorder(self.mixer, path).start()
-        self._note(f"recording to {path}", kind="recording")
-        return self.recorder.path
-
-    def stop_recording(self) -> Path | None:
-        recorder, self.recorder = self.recorder, None
-        if recorder is None:
-            return None
-        path = recorder.stop()
-        self._note(f"recorded {path}", kind="recording")
-        return path
+        self._do(ToggleCue())
 
     def align(self, sample: int, beat: float) -> None:
         """An outside clock says ``sample`` is at ``beat``: move the grid there, and start the playing
         loop again from its top at the next bar line so it sits on the new grid."""
-        def apply():
-            self._note(f"grid moved to the clock: beat {beat:.2f} at sample {sample}", kind="sync")
-            self.transport.realign(sample, beat)
-            if self.playing is not None:
-                at = self._next_line("1")
-                self._launch(self.playing, at=at)
-            self._next_auto_beat = None
-        self._do(apply)
+        self._do(AlignGrid(sample, beat))
 
     def nudge(self, milliseconds: float) -> None:
         """Beat-match by hand: the playing loop and the grid jump ``milliseconds`` ahead (negative:
         back), through a short crossfade, as a DJ pushes or holds a platter."""
-        self._do(lambda: self._nudge(float(milliseconds)))
+        self._do(Nudge(float(milliseconds)))
+
+    def save_playing(self, crate: str | Path) -> Path:
+        """Write the playing loop to ``crate`` with its tempo, bars, genre and seed; returns its path."""
+        return self._ask(SavePlaying(Path(crate), queue.SimpleQueue()))
+
+    def start_recording(self, path: str | Path | None = None) -> Path:
+        """Record the master output to ``path`` (default: recordings/set-DATE-TIME.wav); returns the
+        path being recorded to (the running recording's, if one is)."""
+        if path is None:
+            path = Path("recordings") / time.strftime("set-%Y%m%d-%H%M%S.wav")
+        return self._ask(StartRecording(Path(path), queue.SimpleQueue()))
+
+    def stop_recording(self) -> Path | None:
+        """End the recording; returns its path (None if nothing was recording)."""
+        return self._ask(StopRecording(queue.SimpleQueue()))
+
+    def _ask(self, command):
+        if self._thread.is_alive():
+            self._do(command)
+        else:  # before start or after stop, the caller is the engine's only thread
+            self._perform(command)
+        result = command.reply.get(timeout=10)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    # ------------------------------------------------------------ control thread
+    def _perform(self, command) -> None:
+        match command:
+            case Trigger(genre):
+                self._trigger(genre or self.selected)
+            case MakeFromPlaying(mode, strength, target_seed):
+                self._request_mode(mode, strength, target_seed)
+            case SelectGenre(genre):
+                self._select(genre)
+            case ChangeSampling(steps, sampler):
+                self._set_sampling(steps, sampler)
+            case ChangeTempo(bpm, follow):
+                self._set_bpm(bpm, follow)
+            case ChangeBars(bars):
+                self._set_bars(bars)
+            case ChangeQuantise(quantise):
+                self.quantise = quantise
+            case ChangeAutoBars(bars):
+                self.auto_bars, self._next_auto_beat = bars, None
+            case ChangeGain(value, relative):
+                self.mixer.gain = float(GAIN.clamp(self.mixer.gain + value if relative else value))
+            case ChangeFilter(value, relative):
+                self._set_filter(self.filter + value if relative else value)
+            case ToggleCue():
+                self.cue_enabled = not self.cue_enabled
+            case AlignGrid(sample, beat):
+                self._align(sample, beat)
+            case Nudge(milliseconds):
+                self._nudge(milliseconds)
+            case ReportSync(source, detail):
+                self.sync_source, self.sync_detail = source, detail
+            case ReportController(name):
+                self.controller = name
+            case SavePlaying(crate, reply):
+                reply.put(self._save_playing(crate))
+            case StartRecording(path, reply):
+                reply.put(self._start_recording(path))
+            case StopRecording(reply):
+                reply.put(self._stop_recording())
+            case _:
+                raise TypeError(f"not an engine command: {command!r}")
 
     def _preset_eta(self, genre: str) -> float:
         preset = self.genres[genre].preset
@@ -444,16 +396,6 @@ class Engine:
         own = self.steps if name == "steps" else self.sampler
         return own if own is not None or isinstance(preset, Exception) else getattr(preset, name)
 
-    def save_playing(self, crate: str | Path) -> Path:
-        """Write the playing loop to ``crate`` with its tempo, bars, genre and seed; returns its path."""
-        done: queue.SimpleQueue = queue.SimpleQueue()
-        self._do(lambda: done.put(self._save_playing(Path(crate))))
-        result = done.get(timeout=10)
-        if isinstance(result, Exception):
-            raise result
-        return result
-
-    # ------------------------------------------------------------ control thread
     def _control(self) -> None:
         while not self._stop.is_set():
             waiting_on = [self._wake_read] + ([self.worker.results] if self.worker.results is not None else [])
@@ -465,7 +407,7 @@ class Engine:
                         command = self._commands.get_nowait()
                     except queue.Empty:
                         break
-                    command()
+                    self._perform(command)
                 self._read_results()
                 self._check_worker()
                 self._check_audio()
@@ -474,8 +416,12 @@ class Engine:
                 self._first_launch()
                 self._auto_launch()
                 self._update_cue()
-                self.grid = self.transport.copy()  # one reference, replaced whole: other threads read this
-                if time.monotonic() - self._last_status >= 1.0:
+                if time.monotonic() - self._busy_mark[0] >= 1.0:
+                    self._measure_dsp_load()
+                self._publish()
+                if self.playing is not None and not self.started.is_set():
+                    self.started.set()  # after the publish: a waiter then reads a snapshot with the loop in it
+                if self._status_file is not None and time.monotonic() - self._last_written >= 1.0:
                     self._write_status()
             except Exception as err:  # a bug in one round must not stop the set
                 self._note(f"engine: {type(err).__name__}: {err}", kind="error")
@@ -498,7 +444,8 @@ class Engine:
         self._in_flight.pop(request.loop_id, None)
         origin = self._restretched.pop(request.loop_id, None)  # a re-stretch stays what it was
         info = LoopInfo(request, ready.bpm, ready.bars, ready.frames, mode=origin.mode if origin else request.mode,
-                        source_id=origin.source_id if origin else request.source_id, width=ready.width)
+                        source_id=origin.source_id if origin else request.source_id, width=ready.width,
+                        loudness=ready.loudness, gain_db=ready.gain_db)
         self.loops[info.loop_id] = info
         state = self.genres[request.genre]
         if request.mode != "recut":
@@ -673,9 +620,8 @@ class Engine:
                                 "beat": position.beat, "grid_sample": round(self.transport.sample_of_beat(
                                     self.transport.beat_at(at))), "genre": info.genre, "seed": info.seed,
                                 "mode": info.mode, "from": previous.loop_id if previous else None})
-            if not self.started.is_set():
+            if self._preroll_underflows is None:
                 self._preroll_underflows = mixer.underflows  # while the worker loaded: not the set's
-                self.started.set()
         self.transport.advance(mixer.clock)
         current = mixer.current
         if current is not None and self.playing is not None and current.loop_id == self.playing.loop_id \
@@ -791,12 +737,44 @@ class Engine:
         self._launch(self.playing, at=at, fade=fade, offset=offset)
         self._next_auto_beat = None
 
+    def _set_filter(self, position: float) -> None:
+        from .mixer import dj_filter
+
+        self.filter = float(FILTER.clamp(position))
+        self.mixer.set_filter(dj_filter(self.filter, self.settings.sample_rate))
+
+    def _align(self, sample: int, beat: float) -> None:
+        self._note(f"grid moved to the clock: beat {beat:.2f} at sample {sample}", kind="sync")
+        self.transport.realign(sample, beat)
+        if self.playing is not None:
+            self._launch(self.playing, at=self._next_line("1"))
+        self._next_auto_beat = None
+
     def _set_bars(self, bars: int) -> None:
         self.max_bars = bars
         for state in self.genres.values():
             for info in [i for i in state.ready if i.request.max_bars != bars]:
                 state.ready.remove(info)
                 self._recut(info)
+
+    def _start_recording(self, path: Path):
+        from .recorder import Recorder
+
+        if self.recorder is None:
+            try:
+                self.recorder = Recorder(self.mixer, path).start()
+            except Exception as err:  # the caller gets it; the set goes on
+                return err
+            self._note(f"recording to {path}", kind="recording")
+        return self.recorder.path
+
+    def _stop_recording(self):
+        recorder, self.recorder = self.recorder, None
+        if recorder is None:
+            return None
+        path = recorder.stop()
+        self._note(f"recorded {path}", kind="recording")
+        return path
 
     def _save_playing(self, crate: Path):
         from ..loops import Loop, write_loop
@@ -805,7 +783,8 @@ class Engine:
         if info is None:
             return EngineError("nothing is playing yet")
         audio = np.array(self.bank.view(info.slot, info.frames))
-        loop = Loop(audio=audio, sample_rate=self.settings.sample_rate, bpm=info.bpm, bars=info.bars)
+        loop = Loop(audio=audio, sample_rate=self.settings.sample_rate, bpm=info.bpm, bars=info.bars,
+                    loudness=info.loudness, gain_db=info.gain_db)
         stem = f"{info.genre}_seed{info.seed}_{info.mode}_{info.bpm:.1f}bpm-{info.bars}bars_{info.loop_id}"
         metadata = {"genre": info.genre, "seed": info.seed, "steps": info.steps, "sampler": info.sampler, "eta": info.eta,
                     "mode": info.mode, "source_id": info.source_id, "loop_id": info.loop_id}
@@ -822,19 +801,25 @@ class Engine:
             self.errors.append(message)
         self.events.append({"event": kind, "message": message, "sample": self.mixer.clock})
 
-    def playing_audio(self) -> tuple[int, np.ndarray] | None:
-        """(loop id, its audio in the loop bank) of the playing loop, for a picture of it; None before the set."""
-        info = self.playing  # one read: the control thread replaces it whole, never edits it
-        return None if info is None else (info.loop_id, self.bank.view(info.slot, info.frames))
-
     def _underflows_in_play(self) -> int:
         # Before the first loop the output plays silence while the worker loads (the CPU at its busiest):
         # those underflows are pre-roll, reported apart.
         return 0 if self._preroll_underflows is None else self.mixer.underflows - self._preroll_underflows
 
-    def snapshot(self) -> dict:
-        """The engine's state as plain data: the status line, the dashboard, tests."""
-        clock, grid = self.mixer.clock, self.grid  # the grid as the control thread last published it
+    def snapshot(self) -> Snapshot | None:
+        """The engine's state as the control thread last published it (None before ``start``)."""
+        return self._published
+
+    def loop_audio(self, loop: Mapping) -> np.ndarray:
+        """The audio in the loop bank of a loop as a snapshot describes it (its "slot" and "frames")."""
+        return self.bank.view(loop["slot"], loop["frames"])
+
+    def _publish(self) -> None:
+        self._published = Snapshot(self._describe())
+        self.grid = self.transport.copy()
+
+    def _describe(self) -> dict:
+        clock, grid = self.mixer.clock, self.transport
         position = grid.position(clock)
         return {
             "time": round(time.time(), 3),
@@ -844,7 +829,9 @@ class Engine:
             "bar": position.bar, "beat": position.beat,
             "playing": self.playing.describe() if self.playing else None,
             "next": coming.describe() if (coming := self._coming_next()) else None,
+            "target_bpm": self.target_bpm,
             "genre": self.selected, "steps": self.steps, "sampler": self.sampler, "quantise": self.quantise,
+            "in_force": {"steps": self.effective("steps"), "sampler": self.effective("sampler")},
             "auto_bars": self.auto_bars, "bars": self.max_bars,
             "buffer": {name: len(state.ready) for name, state in self.genres.items()},
             "generated": {name: state.generated for name, state in self.genres.items()},
@@ -855,7 +842,7 @@ class Engine:
             "preroll_underflows": self._preroll_underflows,
             "audio_faults": self.mixer.faults,
             "dsp_load": round(self.dsp_load, 4), "block_time": self.mixer.state.block_times(),
-            "worker": {"state": self.worker_state, "device": self.worker_device,
+            "worker": {"state": self.worker_state, "device": self.worker_report.device,
                        "threads": self.worker_report.threads, "compiled": self.worker_report.compiled,
                        "prep_processes": self.worker_report.prep_processes, "restarts": self.worker.restarts,
                        "pid": self.worker_pid, "in_flight": len(self._in_flight)},
@@ -864,6 +851,7 @@ class Engine:
             "realtime_factor": round(self._audio_seconds / self._work_seconds, 3) if self._work_seconds else None,
             "level": round(float(self.mixer.level), 4),
             "depth": self.settings.depth, "gain": round(self.mixer.gain, 3), "filter": round(self.filter, 3),
+            "loudness": self.settings.loudness,  # the level every loop is brought to (LUFS); None: peak only
             "cue": self.cue_enabled and self.settings.channels >= 4,
             "recording": str(self.recorder.path) if self.recorder is not None else None,
             "sync": {"source": self.sync_source, "detail": self.sync_detail},
@@ -871,11 +859,13 @@ class Engine:
             "errors": list(self.errors)[-5:],
         }
 
-    def _write_status(self) -> None:
-        self._last_status = now = time.monotonic()
+    def _measure_dsp_load(self) -> None:
+        now = time.monotonic()
         busy = self.mixer.state.block_times()["busy_seconds"]
         then, busy_then = self._busy_mark
         self.dsp_load = (busy - busy_then) / (now - then) if now > then else 0.0
         self._busy_mark = (now, busy)
-        if self._status_file is not None:
-            self._status_file.write(json.dumps(self.snapshot()) + "\n")
+
+    def _write_status(self) -> None:
+        self._last_written = time.monotonic()
+        self._status_file.write(self._published.to_json() + "\n")

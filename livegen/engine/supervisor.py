@@ -12,6 +12,7 @@ import os
 import time
 from typing import Callable, Iterator
 
+from .processes import end_process
 from .worker import WorkerConfig, worker_main
 
 # A worker that dies within this long of its start died of something that will not go away by
@@ -95,11 +96,7 @@ class WorkerSupervisor:
     def stop(self) -> None:
         if self._process is None:
             return
-        self.send(None)
-        self._process.join(5)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join()
+        end_process(self._process, lambda: self.send(None))
         self._close()
 
     def _close(self) -> None:

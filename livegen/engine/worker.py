@@ -55,6 +55,8 @@ class LoopReady:
     bars: int
     work_seconds: float  # worker time this loop took (its share of a batch)
     width: int  # model-space columns its slice was drawn at
+    loudness: float | None = None  # integrated LUFS as written to the bank
+    gain_db: float = 0.0  # what levelling gave it
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class WorkerConfig:
     canvas: str = "fit"  # "fit": slices drawn wide enough for the loop length at the tempo; "native" (render.loop_canvas)
     bpm: float = 120.0  # the set's tempo and loop length at the start: a compiled UNet is warmed at the
     max_bars: int = 4  # width they draw at (another width compiles on its first loop)
+    loudness: float | None = None  # each loop levelled to this integrated LUFS; None: left at loop prep's peak
 
 
 class Drawn(NamedTuple):
@@ -293,15 +296,19 @@ class Worker:
 
     def _finish(self, request: LoopRequest, loop, work: float, width: int) -> None:
         from ..loops import LoopError
+        from ..loops.loudness import level
 
         try:
             if isinstance(loop, LoopError):
                 raise loop
+            if self.config.loudness is not None:
+                loop = level(loop, self.config.loudness)
             self.bank.write(request.slot, loop.audio)
         except (LoopError, ValueError) as err:
             self.results.send(LoopFailed(request, str(err), dropped=True))
             return
-        self.results.send(LoopReady(request, len(loop.audio), loop.bpm, loop.bars, work, width))
+        self.results.send(LoopReady(request, len(loop.audio), loop.bpm, loop.bars, work, width, loop.loudness,
+                                    loop.gain_db))
 
     def _sample(self, model, group: list[LoopRequest]) -> list[Drawn]:
         """Sampling for a group: one Drawn per request."""

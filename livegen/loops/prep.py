@@ -61,6 +61,8 @@ class Loop:
     bpm: float
     bars: int
     beats_per_bar: int = 4
+    loudness: float | None = None  # integrated LUFS, once measured (loudness.level)
+    gain_db: float = 0.0  # what levelling gave it
 
     @property
     def seconds(self) -> float:

@@ -1,6 +1,6 @@
 """The performer's dashboard: the engine's snapshot drawn in the terminal with rich.
 
-It only reads plain data (the dict ``Engine.snapshot()`` returns, the playing
+It only reads plain data (the mapping ``Engine.snapshot()`` returns, the playing
 loop's mel image and a log of recent events), never the engine itself, and it
 imports neither the engine nor torch. Early in a set any key may be missing or
 None, so every field is read defensively and shown as "–".
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 from rich.cells import cell_len, set_cell_size
@@ -53,7 +53,7 @@ WORKER_STYLES = {"ready": "green", "starting": "yellow", "loading": "yellow", "r
 # ------------------------------------------------------------ reading the snapshot
 def _section(state: dict, key: str) -> dict:
     value = state.get(key)
-    return value if isinstance(value, dict) else {}
+    return value if isinstance(value, Mapping) else {}
 
 
 def _fmt(value, spec: str = "") -> str:
@@ -205,6 +205,11 @@ def _cue(value) -> Text:
     return Text("CUE" + (f" {value}" if isinstance(value, str) else " on"), "bold yellow")
 
 
+def _loudness(value) -> str:
+    """A loudness in LUFS, or "peak" for a loop left at loop prep's peak (levelling off)."""
+    return f"{value:.1f} LUFS" if isinstance(value, (int, float)) else "peak"
+
+
 def _loop_lines(marker: str, marker_style: str, loop: dict) -> list[Text]:
     """Two lines: what the loop is, then how it was made."""
     if not loop:
@@ -212,6 +217,7 @@ def _loop_lines(marker: str, marker_style: str, loop: dict) -> list[Text]:
     return [_line((f"{marker} ", marker_style), (_fmt(loop.get("genre")), "bold"), f"  seed {_fmt(loop.get('seed'))}  ",
                   (_fmt(loop.get("mode")), "cyan")),
             _line(f"  {_fmt(loop.get('bars'))} bars  {_fmt(loop.get('bpm'), '.1f')} BPM  ",
+                  _loudness(loop.get("loudness")), "  ",
                   (f"{_fmt(loop.get('steps'))} steps {_fmt(loop.get('sampler'))}", "dim"))]
 
 
@@ -290,7 +296,8 @@ def output_lines(state: dict, width: int) -> list[Text]:
     gain = state.get("gain")
     lines.append(_line("gain ", (_fmt(gain, ".2f"), "bold"), f" ({_db(gain)})" if gain is not None else "",
                        "  filter ", (_filter(state.get("filter")), "bold")))
-    lines.append(_line(_recording(state.get("recording")), "  ", _cue(state.get("cue"))))
+    lines.append(_line(_recording(state.get("recording")), "  ", _cue(state.get("cue")),
+                       "  level ", (_loudness(state.get("loudness")) if "loudness" in state else DASH, "bold")))
     return lines
 
 
@@ -459,7 +466,7 @@ class DashboardView:
 
     def __init__(self, state: dict | None, thumbnail: np.ndarray | None, log: list[str] | None,
                  cache: ThumbnailCache, height: int | None = None):
-        self.state = state if isinstance(state, dict) else {}
+        self.state = state if isinstance(state, Mapping) else {}
         self.thumbnail, self.log, self.cache, self.height = thumbnail, log, cache, height
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:

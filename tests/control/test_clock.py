@@ -29,7 +29,8 @@ class RenderClock:
 
 
 class GridOnly:
-    """What the follower steers: the transport (the real one), through the engine's two calls."""
+    """What the follower steers: the transport (the real one), through the engine's calls, with the
+    part of the engine's snapshot it reads."""
 
     def __init__(self, output_latency: float, bpm: float, sync_delay: float = 0.0):
         self.mixer = RenderClock(output_latency)
@@ -44,9 +45,8 @@ class GridOnly:
     def set_sync(self, source: str, detail: str = "") -> None:
         self.sync_source, self.sync_detail = source, detail
 
-    @property
-    def target_bpm(self) -> float:
-        return self.transport.bpm
+    def snapshot(self) -> dict:
+        return {"target_bpm": self.transport.bpm, "playing": {"id": 1}}
 
     def set_bpm(self, bpm: float, follow: bool = False) -> None:
         self.transport.set_bpm(bpm, self.mixer.clock)

@@ -102,7 +102,7 @@ def main() -> int:
     if midi is not None:
         midi.stop()
     recorder.stop()
-    final = engine.snapshot()
+    final = engine.snapshot().plain()
     engine.stop()
     events = [e for e in engine.events if e["event"] != "launch"]
     engine.close()

@@ -16,7 +16,9 @@ import soundfile
 
 from livegen.control.actions import Controls
 from livegen.engine import AudioFile, Engine, EngineSettings
-from livegen.engine.engine import EngineError, default_worker_threads
+from livegen.engine.engine import EngineError
+from livegen.engine.settings import default_worker_threads
+from livegen.loops.loudness import short_term_loudness
 from livegen.presets import PRESETS_DIR
 from tests.waiting import wait_for
 
@@ -284,3 +286,35 @@ def test_the_worker_gets_its_share_beside_busy_background_jobs(tmp_path):
         for process in busy:
             process.kill()
             process.wait()
+
+
+@pytest.mark.slow
+def test_every_launched_loop_plays_at_the_set_loudness(tmp_path):
+    """Loops leave loop prep at one peak and many loudnesses (11 LU apart in bench/results/loudness.md);
+    levelled, each launch of the set must sound as loud as the last, measured on the output."""
+    rate, bpm, bars = 48000, 128.0, 2
+    engine = Engine(EngineSettings(genres=["techno", "hiphop"], bpm=bpm, depth=2, seed=40, auto_bars=bars,
+                                   sample_rate=rate, loudness=-20.0),
+                    AudioFile(tmp_path / "set.wav", blocksize=256))
+    engine.start()
+    try:
+        engine.wait_until_playing(timeout=240)
+        engine.select_genre("hiphop")  # halfway, the other genre: loops of another kind of density
+        wait_for(lambda: sum(e["event"] == "launch" for e in list(engine.events)) >= 4, 60, "four launches")
+        engine.select_genre("techno")
+        wait_for(lambda: sum(e["event"] == "launch" for e in list(engine.events)) >= 9, 60, "nine launches")
+        launches = [e for e in list(engine.events) if e["event"] == "launch"]
+        levelled = {e["loop"]: e for e in launches}
+        playing = engine.snapshot()["playing"]
+    finally:
+        engine.stop()
+        engine.close()
+    assert playing["loudness"] == pytest.approx(-20.0, abs=0.05) and playing["gain_db"] != 0.0
+    audio, _ = soundfile.read(tmp_path / "set.wav", dtype="float32")
+    span = int(bars * 4 * 60 / bpm * rate)
+    inside = [short_term_loudness(audio[e["sample"] + rate // 4:e["sample"] + span], rate)[0]
+              for e in launches if e["sample"] + span <= len(audio)]  # each loop's own stretch, no crossfade
+    assert len({levelled[e["loop"]]["genre"] for e in launches}) == 2
+    assert max(inside) - min(inside) <= 1.0, [round(value, 2) for value in inside]
+    assert len(inside) >= 6
+    assert np.median(inside) == pytest.approx(-20.0 + 20 * np.log10(0.8), abs=0.5)  # the master gain follows

@@ -59,8 +59,8 @@ def test_one_table_of_limits_holds_for_the_transport_and_the_command_line():
     from livegen.limits import TEMPO
 
     Transport(48000, TEMPO.low), Transport(48000, TEMPO.high)  # the ends are in range
-    with pytest.raises(ValueError, match=f"outside {TEMPO.low:g}-{TEMPO.high:g}"):
+    with pytest.raises(ValueError, match=f"outside {TEMPO.low:g} to {TEMPO.high:g} BPM"):
         Transport(48000, 120).set_bpm(TEMPO.high + 1, at_sample=0)
     result = subprocess.run([sys.executable, "-m", "livegen.cli", "play", "--bpm", str(TEMPO.high + 1)],
                             capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and f"outside {TEMPO.low:g}-{TEMPO.high:g}" in result.stderr
+    assert result.returncode == 2 and f"outside {TEMPO.low:g} to {TEMPO.high:g} BPM" in result.stderr

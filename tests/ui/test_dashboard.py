@@ -7,15 +7,16 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from livegen.engine.snapshot import Snapshot
 from livegen.ui.dashboard import Dashboard, Thumbnail, ThumbnailCache, render_dashboard
 
-# What Engine.snapshot() returns in the middle of a set.
+# What Engine.snapshot() holds in the middle of a set.
 STATE = {
     "time": 1795687201.398, "sample": 1828608, "seconds": 38.096, "bpm": 124.0, "bar": 19, "beat": 2,
     "playing": {"id": 9, "genre": "techno", "seed": 13, "mode": "new", "bpm": 124.0, "bars": 2, "steps": 8,
-                "sampler": "ddim"},
+                "sampler": "ddim", "loudness": -18.0, "gain_db": 2.4},
     "next": {"id": 10, "genre": "techno", "seed": 14, "mode": "variation", "bpm": 124.0, "bars": 2, "steps": 8,
-             "sampler": "ddim"},
+             "sampler": "ddim", "loudness": -18.0, "gain_db": -1.2},
     "genre": "techno", "steps": None, "sampler": None, "quantise": "1", "auto_bars": 2,
     "depth": 3, "buffer": {"techno": 3, "house": 1}, "generated": {"techno": 9, "house": 3},
     "dropped": {"techno": 0, "house": 1},
@@ -24,6 +25,7 @@ STATE = {
     "worker": {"state": "ready", "device": "cuda", "threads": 15, "compiled": "inductor", "prep_processes": 8,
                "restarts": 0, "pid": 13723, "in_flight": 1},
     "realtime_factor": 2.832, "level": 0.41, "levels": [0.41, 0.41], "gain": 0.8, "filter": 0.0,
+    "loudness": -18.0,
     "sync": {"source": "internal", "detail": ""}, "recording": "set.wav", "cue": False,
     "controller": "Akai APC mini", "errors": [],
 }
@@ -47,7 +49,7 @@ def draw(renderable, width: int, height: int) -> str:
 
 @pytest.mark.parametrize("width,height", SIZES)
 def test_fits_and_shows_the_essentials(mel, width, height):
-    text = draw(render_dashboard(STATE, mel, LOG), width, height)
+    text = draw(render_dashboard(Snapshot(STATE), mel, LOG), width, height)
     assert len(text.splitlines()) <= height  # never scrolls the terminal
     assert all(len(line) <= width for line in text.splitlines())
     for expected in ("techno", "124", "seed 13", "underflows", "REC set.wav", "█"):  # █: a level meter
@@ -56,10 +58,12 @@ def test_fits_and_shows_the_essentials(mel, width, height):
     assert "bar 20" in text and "○ ○ ● ○" in text  # bar 19 counted from 0, third beat
     if width >= 80:
         for expected in ("house", "1/3", "seed 14", "variation", "cuda x15", "2.83×", "Akai APC mini", "-7.7 dB",
-                         "quantise 1 bar", "steps 8 · ddim (preset)", "internal clock", "restarts 0"):
+                         "quantise 1 bar", "steps 8 · ddim (preset)", "internal clock", "restarts 0",
+                         "-18.0 LUFS"):
             assert expected in text
     if width >= 120:
         assert "broken: …/model_index.json: not valid JSON" in text
+        assert "level -18.0 LUFS" in text  # the set's target
     if width >= 200:
         assert "made 9 dropped 0" in text
         assert "in flight  compiled  +8 prep" in text
