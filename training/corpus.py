@@ -9,6 +9,9 @@ and a key drawn from the clip's own random generator, so the corpus is the
 same for the same seed.
 
     OUT/techno/techno_0000.flac   + .json (bpm, key, kit, bars)
+
+Each clip is in one key, major or minor, that its chords and bass establish: the
+progression starts on the tonic, a chord a bar, the bass on each chord's root.
     OUT/house/...   OUT/hiphop/...   OUT/breaks/...
 
 The genre sub-folders are what ``prepare`` takes as labels.
@@ -218,8 +221,32 @@ def render_palette(programs: list[int], cache: Path, soundfont: Path = SOUNDFONT
 
 
 # ------------------------------------------------------------------ render
-MINOR = (0, 2, 3, 5, 7, 8, 10)
-CHORDS = ((0, 3, 7), (0, 3, 7, 10), (0, 4, 7), (0, 5, 7))
+# Progressions that make a clip's key the one a listener hears: each starts on the tonic (so does
+# every 4-bar window from a downbeat that holds bar 1), and the bass plays each chord's root. A
+# chord a bar: (semitones from the tonic, "m" minor or "M" major triad). Minor leads, as in the
+# genres; major keys are there so that a model sees both modes.
+PROGRESSIONS = {
+    "minor": (((0, "m"), (8, "M"), (10, "M"), (0, "m")),  # i VI VII i
+              ((0, "m"), (5, "m"), (7, "M"), (0, "m")),  # i iv V i
+              ((0, "m"), (0, "m"), (5, "m"), (7, "m")),  # i i iv v
+              ((0, "m"), (10, "M"), (8, "M"), (7, "M")),  # i VII VI V
+              ((0, "m"), (3, "M"), (10, "M"), (0, "m"))),  # i III VII i
+    "major": (((0, "M"), (5, "M"), (7, "M"), (0, "M")),  # I IV V I
+              ((0, "M"), (7, "M"), (9, "m"), (5, "M")),  # I V vi IV
+              ((0, "M"), (9, "m"), (5, "M"), (7, "M")),  # I vi IV V
+              ((0, "M"), (0, "M"), (5, "M"), (7, "M")),  # I I IV V
+              ((0, "M"), (2, "m"), (7, "M"), (0, "M"))),  # I ii V I
+}
+MINOR_SHARE = 0.6
+CHORD_LOW = 55  # the lowest chord root (G3): every voicing stays inside the rendered palette
+TRIADS = {"m": (0, 3, 7), "M": (0, 4, 7)}
+SEVENTHS = {"m": 10, "M": 11}  # m7 and maj7, added to a chord now and then
+TONIC_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+
+
+def key_name(tonic: int, mode: str) -> str:
+    """"Am", "Eb": the key as the corpus sidecars write it (livegen.loops.key.parse_key reads it)."""
+    return TONIC_NAMES[tonic] + ("m" if mode == "minor" else "")
 
 
 def _place(mix: np.ndarray, sound: np.ndarray, at: float, gain: float, length: float | None = None) -> None:
@@ -247,7 +274,9 @@ def render_clip(genre: Genre, kits: dict[str, Kit], palette: dict[int, np.ndarra
     swing = float(rng.uniform(*genre.swing))
     usable = [k for k in genre.kits if k in kits] or sorted(kits)
     kit = kits[usable[rng.integers(len(usable))]]
-    root = int(rng.integers(36, 48))  # bass register, E2..B2 roughly
+    tonic = int(rng.integers(12))
+    mode = "minor" if rng.random() < MINOR_SHARE else "major"
+    root = 36 + (tonic - 36) % 12  # the tonic in the bass register, C2..B2
     sixteenth = 60.0 / bpm / 4
     bars = int(np.ceil(seconds / (16 * sixteenth)))
     mix = np.zeros(int(seconds * RATE) + RATE, np.float32)
@@ -264,11 +293,12 @@ def render_clip(genre: Genre, kits: dict[str, Kit], palette: dict[int, np.ndarra
     chord_program = genre.chord_program[rng.integers(len(genre.chord_program))]
     bass_rhythm = genre.bass_rhythm[rng.integers(len(genre.bass_rhythm))]
     chord_rhythm = genre.chord_rhythm[rng.integers(len(genre.chord_rhythm))]
-    progression = [MINOR[i] for i in rng.choice([0, 0, 3, 4, 5, 6], size=2)]
-    chord = CHORDS[rng.integers(len(CHORDS))]
+    progression = PROGRESSIONS[mode][rng.integers(len(PROGRESSIONS[mode]))]
+    sevenths = rng.random() < 0.4
 
     for bar in range(bars):
-        degree = progression[(bar // 2) % len(progression)]
+        degree, quality = progression[bar % len(progression)]
+        chord = TRIADS[quality] + ((SEVENTHS[quality],) if sevenths and quality == "m" else ())
         for voice, (pattern, sample) in voices.items():
             for step, velocity in _hits(pattern):
                 if velocity < 0.5 and rng.random() < 0.3:  # ghost notes come and go
@@ -280,14 +310,16 @@ def render_clip(genre: Genre, kits: dict[str, Kit], palette: dict[int, np.ndarra
                    genre.levels.get("bass", 0.5) * velocity * rng.uniform(0.85, 1.0), length=1.6 * sixteenth)
         for step, velocity in _hits(chord_rhythm):
             for interval in chord:
-                note = root + 24 + degree + interval
-                _place(mix, palette[chord_program][min(note, PALETTE_HIGH) - PALETTE_LOW], when(bar, step),
+                note = CHORD_LOW + (root + degree - CHORD_LOW) % 12 + interval  # root position, G3 to F#4
+                _place(mix, palette[chord_program][note - PALETTE_LOW], when(bar, step),
                        genre.levels.get("chord", 0.3) * velocity * rng.uniform(0.8, 1.0) / len(chord) * 2,
                        length=genre.chord_length * sixteenth)
     mix = mix[: int(seconds * RATE)]
     mix /= max(np.abs(mix).max(), 1e-6) / 0.89
     return mix, {"genre": genre.name, "bpm": round(bpm, 3), "swing": round(swing, 3), "kit": kit.name,
-                 "root": root, "bass_program": int(bass_program), "chord_program": int(chord_program),
+                 "root": root, "key": key_name(tonic, mode), "tonic": tonic, "mode": mode,
+                 "progression": [f"{d}{q}" for d, q in progression],
+                 "bass_program": int(bass_program), "chord_program": int(chord_program),
                  "bars": bars, "seconds": seconds}
 
 

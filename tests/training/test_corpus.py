@@ -58,3 +58,23 @@ def test_same_seed_same_corpus_and_resume(corpus_dir, palette, tmp_path):
     build_corpus(other, clips_per_genre=1, genres=["house"], seed=4, palette_cache=palette)
     c, _ = soundfile.read(other / "house" / "house_0000.flac")
     assert not np.array_equal(a, c)
+
+
+@pytest.mark.slow
+def test_each_clip_is_in_the_key_its_sidecar_names_and_both_modes_come(corpus_dir, palette):
+    """The progression starts on the tonic and the bass plays each chord's root, in major or minor."""
+    from livegen.loops.key import parse_key
+    from training.corpus import PROGRESSIONS, load_kits, render_clip, render_palette
+
+    genre = GENRES["house"]
+    notes = render_palette(sorted({*genre.bass_program, *genre.chord_program}), palette)  # cached by corpus_dir
+    kits = load_kits()
+    modes = set()
+    for clip in range(12):
+        _, meta = render_clip(genre, kits, notes, np.random.default_rng([11, clip]), seconds=4.0)
+        key = parse_key(meta["key"])
+        assert key.tonic == meta["tonic"] == meta["root"] % 12 and key.minor == (meta["mode"] == "minor")
+        assert meta["progression"][0] == ("0m" if key.minor else "0M")  # it starts on the tonic chord
+        assert tuple(meta["progression"]) in {tuple(f"{d}{q}" for d, q in p) for p in PROGRESSIONS[meta["mode"]]}
+        modes.add(meta["mode"])
+    assert modes == {"major", "minor"}
