@@ -120,6 +120,12 @@ class LoopModel:
         return Grid.from_dict(self.extra["grid"]) if "grid" in self.extra else None
 
     @property
+    def caps_noise_mean(self) -> bool:
+        """``livegen.json`` "starting_noise_mean": "at_most_zero": each loop's starting noise has a
+        positive mean taken out (``sampling.initial_noise``)."""
+        return self.extra.get("starting_noise_mean") == "at_most_zero"
+
+    @property
     def is_class_conditional(self) -> bool:
         return bool(self.unet.config.num_class_embeds)
 

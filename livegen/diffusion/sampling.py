@@ -71,10 +71,18 @@ def seed_generators(seeds: Sequence[int]) -> list[torch.Generator]:
 def initial_noise(model: LoopModel, generators: list[torch.Generator], width: int | None = None) -> torch.Tensor:
     """One standard-normal draw per generator, shape (B, C, H, W), on the model's device.
 
-    ``width``: model-space columns (W); default the model's own (see ``canvas_width``)."""
+    ``width``: model-space columns (W); default the model's own (see ``canvas_width``).
+
+    A model whose UNet cannot see the noise's mean (one value in thousands of pixels: in training it
+    is lost in the noise) carries it through to the image: a positive mean brightens the whole
+    spectrogram into a broadband wash, a negative one darkens the gaps. With ``caps_noise_mean``
+    a positive mean is taken out of each draw (docs/models.md, "The bright wash")."""
     channels, height, native = model.sample_shape
     shape = (1, channels, height, width or native)
-    return torch.cat([torch.randn(shape, generator=g) for g in generators]).to(model.device)
+    noise = torch.cat([torch.randn(shape, generator=g) for g in generators])
+    if model.caps_noise_mean:
+        noise = noise - noise.mean(dim=(1, 2, 3), keepdim=True).clamp(min=0.0)
+    return noise.to(model.device)
 
 
 # The widest canvas drawn, in multiples of the model's own width. The UNet is convolutional (and its

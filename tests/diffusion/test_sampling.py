@@ -207,3 +207,30 @@ def test_a_wide_canvas_and_what_works_from_it(tiny_model):
     torch.testing.assert_close(following[..., :overlap], wide[..., -overlap:])
     assert varied.shape == following.shape == invert(tiny_model, wide, steps=4).shape == wide.shape
     assert decode_images(tiny_model, wide).shape == (1, 32, 88)
+
+
+def test_a_model_that_caps_the_noise_mean_starts_no_loop_from_a_brighter_draw(tiny_model_dir, tmp_path):
+    """``starting_noise_mean: at_most_zero`` (livegen.json): a draw with a positive mean loses it, one with a
+    negative mean is left as it is, and a seed's draw is the same in any batch."""
+    import json
+    import shutil
+
+    from livegen.diffusion.sampling import initial_noise, seed_generators
+
+    capped_dir = tmp_path / "capped"
+    shutil.copytree(tiny_model_dir, capped_dir)
+    extra = capped_dir / "livegen.json"
+    settings = json.loads(extra.read_text()) if extra.exists() else {}
+    extra.write_text(json.dumps({**settings, "starting_noise_mean": "at_most_zero"}))
+    plain, capped = load_model(tiny_model_dir, "cpu", "fp32"), load_model(capped_dir, "cpu", "fp32")
+    assert capped.caps_noise_mean and not plain.caps_noise_mean
+
+    seeds = list(range(40))
+    drawn, kept = initial_noise(plain, seed_generators(seeds)), initial_noise(capped, seed_generators(seeds))
+    means = drawn.mean(dim=(1, 2, 3))
+    assert (means > 0).any() and (means < 0).any()
+    assert (kept.mean(dim=(1, 2, 3)) <= 1e-7).all()
+    torch.testing.assert_close(kept[means < 0], drawn[means < 0])
+    torch.testing.assert_close(kept[means > 0], drawn[means > 0] - means[means > 0, None, None, None])
+    alone = initial_noise(capped, seed_generators(seeds[7:8]))
+    torch.testing.assert_close(alone, kept[7:8])
