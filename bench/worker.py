@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import multiprocessing
 import os
 import statistics
@@ -93,8 +94,7 @@ def presets_for(model: str, steps: int | None, folder: Path) -> dict[str, GenreP
     if model in ("default", "fast"):
         presets = {name: load_genre(name if model == "default" else f"{name}-fast") for name in GENRES}
         if steps:
-            presets = {name: GenrePreset(p.name, p.model, p.label, steps, p.sampler, p.bpm_range)
-                       for name, p in presets.items()}
+            presets = {name: dataclasses.replace(p, steps=steps) for name, p in presets.items()}
         return presets
     from livegen.diffusion.architectures import new_model
 
