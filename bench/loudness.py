@@ -29,6 +29,7 @@ from livegen.render import RenderSettings, render  # noqa: E402
 RATE = 48000
 BLOCK = 256
 GENRES = ("techno", "house", "hiphop", "breaks")
+DEFAULTS = Mixer(RATE)  # the live mixer's master gain and limiter ceiling, as the engine starts it
 
 
 def make_loops(genre: str, count: int, bpm: float) -> list:
@@ -76,7 +77,7 @@ def main() -> int:
         for loop in every:
             audio = loop.audio if target is None else level(loop, target).audio
             out, gains = through_mixer(audio)
-            ideal = np.repeat(np.tile(audio, 2)[:len(out), None], 2, axis=1) * np.float32(Mixer(RATE).gain)
+            ideal = np.repeat(np.tile(audio, 2)[:len(out), None], 2, axis=1) * np.float32(DEFAULTS.gain)
             output_lufs.append(integrated_loudness(out, RATE))
             taken.append(integrated_loudness(ideal, RATE) - output_lufs[-1])
             limited.append(np.mean(gains < 10 ** (-1 / 20)))
@@ -91,7 +92,7 @@ def main() -> int:
     text = machine_header("Loudness levelling at the live mixer", [
         f"loops: the shipped genre presets, {args.loops} a genre (seeds 1000-), at {args.bpm:g} BPM, "
         f"{len(every)} in all; each levelled (as heard on a stereo pair), then two passes through the mixer (master gain "
-        f"{Mixer(RATE).gain:g}, limiter ceiling {Mixer(RATE).ceiling:g})",
+        f"{DEFAULTS.gain:g}, limiter ceiling {DEFAULTS.ceiling:g})",
         "output LUFS: integrated loudness of the mixer's output (median over loops); spread: loudest minus "
         "quietest; 5-95%: the same between the 5th and 95th percentiles",
         "peak: the levelled loop's highest peak (dBFS, before the master gain); limiter dB: what the limiter "

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from livegen.loops.key import Key
+
 RATE = 22050
 DRUMKITS = Path("/usr/share/hydrogen/data/drumkits")
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -241,12 +243,6 @@ MINOR_SHARE = 0.6
 CHORD_LOW = 55  # the lowest chord root (G3): every voicing stays inside the rendered palette
 TRIADS = {"m": (0, 3, 7), "M": (0, 4, 7)}
 SEVENTHS = {"m": 10, "M": 11}  # m7 and maj7, added to a chord now and then
-TONIC_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-
-
-def key_name(tonic: int, mode: str) -> str:
-    """"Am", "Eb": the key as the corpus sidecars write it (livegen.loops.key.parse_key reads it)."""
-    return TONIC_NAMES[tonic] + ("m" if mode == "minor" else "")
 
 
 def _place(mix: np.ndarray, sound: np.ndarray, at: float, gain: float, length: float | None = None) -> None:
@@ -317,7 +313,7 @@ def render_clip(genre: Genre, kits: dict[str, Kit], palette: dict[int, np.ndarra
     mix = mix[: int(seconds * RATE)]
     mix /= max(np.abs(mix).max(), 1e-6) / 0.89
     return mix, {"genre": genre.name, "bpm": round(bpm, 3), "swing": round(swing, 3), "kit": kit.name,
-                 "root": root, "key": key_name(tonic, mode), "tonic": tonic, "mode": mode,
+                 "root": root, "key": Key(tonic, mode == "minor").name, "tonic": tonic, "mode": mode,
                  "progression": [f"{d}{q}" for d, q in progression],
                  "bass_program": int(bass_program), "chord_program": int(chord_program),
                  "bars": bars, "seconds": seconds}

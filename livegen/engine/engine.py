@@ -18,9 +18,9 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import replace
 from multiprocessing.connection import wait as connection_wait
-from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np

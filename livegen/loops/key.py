@@ -62,9 +62,6 @@ class Key(NamedTuple):
     def __str__(self) -> str:
         return f"{self.camelot} {self.name}"
 
-    def shifted(self, semitones: int) -> "Key":
-        return Key((self.tonic + semitones) % 12, self.minor)
-
     @property
     def relative(self) -> "Key":
         """The key with the same notes in the other mode (A minor <-> C major)."""
@@ -74,7 +71,7 @@ class Key(NamedTuple):
 def camelot_number(key: Key) -> int:
     # Each step round the wheel is a fifth (7 semitones); 8B is C major, 8A A minor.
     major_tonic = key.relative.tonic if key.minor else key.tonic
-    return (7 * major_tonic) % 12 + 8 if (7 * major_tonic) % 12 + 8 <= 12 else (7 * major_tonic) % 12 - 4
+    return (7 * major_tonic + 7) % 12 + 1
 
 
 def parse_key(text: str) -> Key:

@@ -49,8 +49,7 @@ def short_term_loudness(audio: np.ndarray, sample_rate: int, window: float = 3.0
     for start in range(0, max(len(audio) - size, 0) + 1, step):
         stretch = audio[start:start + size]
         with np.errstate(divide="ignore"):
-            values.append(float(meter.integrated_loudness(stretch)) if len(stretch) == size and np.any(stretch)
-                          else -math.inf)
+            values.append(float(meter.integrated_loudness(stretch)) if np.any(stretch) else -math.inf)
     return np.array(values)
 
 
