@@ -16,15 +16,17 @@ RESULTS = REPO / "bench" / "results"
 
 
 def _cpu_seconds() -> tuple[float, float, float] | None:
-    """(wall clock, CPU seconds busy on the whole machine, CPU seconds of this process); None if not Linux."""
+    """(wall clock, CPU seconds busy on the whole machine, CPU seconds of this run's processes); None if not Linux."""
     try:
         fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
         ticks = os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, AttributeError):
         return None
     user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    return (time.monotonic(), (user + nice + system + irq + softirq + steal) / ticks, own.ru_utime + own.ru_stime)
+    # The run's own processes: this one and the children it has waited for (a bench's workers).
+    own = sum(usage.ru_utime + usage.ru_stime
+              for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)))
+    return (time.monotonic(), (user + nice + system + irq + softirq + steal) / ticks, own)
 
 
 # Taken at import, before any work: the run's own CPU time is subtracted from the machine's.
