@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from .engine.settings import EngineSettings
+from .engine.setkey import KEY_MODES
 from .engine.transport import QUANTISE_BARS
 from .loops.loudness import DEFAULT_TARGET_LUFS
 from .loops.prep import BAR_LENGTHS, CANVASES
@@ -44,6 +45,19 @@ def _loudness(text: str) -> float | None:
     if value not in LOUDNESS:
         raise argparse.ArgumentTypeError(LOUDNESS.outside("loudness", value))
     return value
+
+
+def _set_key(text: str) -> str | None:
+    """The set's key: "auto", "off" (None) or a key (8A, Am, A minor ...)."""
+    from .loops.key import parse_key
+
+    cleaned = text.strip().lower()
+    if cleaned in ("auto", "off"):
+        return None if cleaned == "off" else "auto"
+    try:
+        return parse_key(text).camelot
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _count(text: str) -> int:
@@ -116,6 +130,10 @@ def _build_parser() -> argparse.ArgumentParser:
     setting(the_set, "--gain", "gain", "master gain", type=float)
     setting(the_set, "--loudness", "loudness", "level every loop to this integrated loudness in LUFS, or 'off' "
             "(the master gain and the limiter follow)", type=_loudness, metavar="LUFS")
+    setting(the_set, "--key", "key", "keep the set in key: auto (the first loop with a key), a key (8A, Am, "
+            "A minor ...) or off", type=_set_key, metavar="KEY")
+    setting(the_set, "--key-mode", "key_mode", "how: pick (launch only loops in a fitting key), shift (move loops "
+            "up to 3 semitones to fit) or off (show keys only)", choices=list(KEY_MODES))
     setting(the_set, "--seed", "seed", "first seed (default: random)", type=int)
 
     out = play.add_argument_group("output")
@@ -196,6 +214,7 @@ def _generate(args) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .loops import write_loop
+    from .loops.key import key_label
     from .loops.loudness import fit_peak
     from .render import RenderSettings, loop_filename, render
 
@@ -231,6 +250,7 @@ def _generate(args) -> int:
             written += 1
             progress.console.print(f"{path}  {item.loop.seconds:.2f}s"
                                    + (f"  {loop.bars} bar(s) at {loop.bpm:.1f} BPM" if loop.bars else "")
+                                   + (f"  {key_label(loop.key)}" if loop.key_confidence is not None else "")
                                    + (f"  {loop.loudness:.1f} LUFS" if loop.loudness is not None else ""))
     elapsed = time.perf_counter() - started
     console.print(f"{written} written, {skipped} skipped in {elapsed:.1f}s"

@@ -16,6 +16,7 @@ import numpy as np
 from .audio import MelCodec
 from .diffusion import LoopModel, canvas_width, decode_images, generate
 from .loops import Loop, LoopError, bar_choices, loops_from_images, raw_loop, slice_seconds
+from .loops.key import with_key
 from .loops.loudness import DEFAULT_TARGET_LUFS, level
 from .loops.prep import CANVASES
 
@@ -83,12 +84,13 @@ def render(model: LoopModel, seeds: Sequence[int], settings: RenderSettings,
             if isinstance(loop, LoopError):
                 yield Rendered(seed, image, None, str(loop))
             else:
-                yield Rendered(seed, image, loop if settings.loudness is None else level(loop, settings.loudness))
+                yield Rendered(seed, image, with_key(loop if settings.loudness is None else level(loop, settings.loudness)))
 
 
 def loop_filename(model_name: str, seed: int, settings: RenderSettings, loop: Loop) -> str:
-    """A name that says where the loop came from: model, seed, steps, sampler, tempo, bars."""
+    """A name that says where the loop came from and what it is: model, seed, steps, sampler, tempo, bars, key."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", model_name).strip("-") or "model"
     tempo = f"{loop.bpm:.1f}bpm-{loop.bars}bars" if loop.bars else "raw"
     genre = f"_{settings.genre}" if settings.genre is not None else ""
-    return f"{safe}{genre}_seed{seed}_{settings.sampler}{settings.steps}_{tempo}"
+    key = f"_{loop.key or 'nokey'}" if loop.key_confidence is not None else ""
+    return f"{safe}{genre}_seed{seed}_{settings.sampler}{settings.steps}_{tempo}{key}"

@@ -24,10 +24,12 @@ def test_generate_raw_writes_loops_with_sidecars(tiny_model_dir, tmp_path):
                  "--raw", "--format", "flac", "--sample-rate", 44100, "--out", out)
     assert result.returncode == 0, result.stderr
     files = sorted(out.glob("*.flac"))
-    assert [f.name for f in files] == [f"tiny_seed{s}_ddim4_raw.flac" for s in (10, 11, 12)]
+    assert [f.name.rsplit("_", 1)[0] for f in files] == [f"tiny_seed{s}_ddim4_raw" for s in (10, 11, 12)]
     for path in files:
         audio, rate = soundfile.read(path)
         meta = json.loads(path.with_suffix(".json").read_text())
+        # its estimated key, in the name too (an untrained model's noise has none)
+        assert 0 <= meta["key_confidence"] <= 1 and path.stem.endswith(f"_{meta['key'] or 'nokey'}")
         assert rate == 44100 and meta["sample_rate"] == 44100 and len(audio) == meta["frames"]
         assert meta["steps"] == 4 and meta["sampler"] == "ddim" and meta["raw"] is True
         # levelled to the default loudness as heard, the peak kept under full scale
@@ -81,7 +83,7 @@ def test_generate_draws_a_slice_wide_enough_for_four_bars(tmp_path):
                      "--out", tmp_path / canvas)
         assert result.returncode == 0, result.stderr
         files = sorted((tmp_path / canvas).glob("*.wav"))
-        assert [f.name.rsplit("_", 1)[1] for f in files] == [f"128.0bpm-{bars}bars.wav"] * 2, canvas
+        assert [f.name.rsplit("_", 2)[1] for f in files] == [f"128.0bpm-{bars}bars"] * 2, canvas
         for path in files:
             assert len(soundfile.read(path)[0]) == round(bars * 4 * 60 / 128 * 22050)
 
@@ -124,7 +126,7 @@ def test_published_model_by_hub_id_loads_from_the_hub_cache(tiny_model_dir, tmp_
     result = run("generate", "--model", "someone/tiny-loops", "--count", 1, "--steps", 2, "--seed", 3, "--raw",
                  "--out", tmp_path / "out", env=env)
     assert result.returncode == 0, result.stderr
-    assert [p.name for p in (tmp_path / "out").glob("*.wav")] == ["tiny-loops_seed3_ddim2_raw.wav"]
+    assert [p.name.rsplit("_", 1)[0] for p in (tmp_path / "out").glob("*.wav")] == ["tiny-loops_seed3_ddim2_raw"]
     # A genre preset may name it too (no dir of that name beside the preset).
     presets = tmp_path / "presets"
     (presets / "genres").mkdir(parents=True)

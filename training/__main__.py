@@ -1,4 +1,4 @@
-"""``python -m training corpus | prepare | train | distill | eval``: data, training and evaluation of livegen models."""
+"""``python -m training corpus | prepare | train | distill | eval | key-net``: data, training and evaluation of livegen models."""
 
 from __future__ import annotations
 
@@ -98,6 +98,17 @@ def distill(args) -> int:
     return 0
 
 
+def key_net(args) -> int:
+    from .key_estimator import KeyNetSettings, train_key_net
+
+    settings = KeyNetSettings(clips=args.clips, steps=args.steps, batch=args.batch, lr=args.lr, width=args.width,
+                              validation_clips=args.validation_clips, seed=args.seed)
+    figures = train_key_net(args.out, settings, palette_cache=args.palette)
+    print(f"{args.out}: validation MIREX score {figures['mirex']:.3f}, exact {figures['exact']:.3f}, "
+          f"drums alone read as no key {figures['no_key_right']:.3f}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -189,12 +200,23 @@ def main(argv=None) -> int:
     e.add_argument("--corpus", type=Path, help="the audio folder of the data set (default: as prepare recorded it)")
     e.add_argument("--report", type=Path, help="write a listening page (loops, ceiling, pictures, figures) here")
 
+    k = commands.add_parser("key-net", help="train the learnt key estimator on freshly rendered demo-corpus clips")
+    k.add_argument("out", type=Path, help="folder for the estimator (the shipped one: livegen/loops/key-net)")
+    k.add_argument("--clips", type=int, default=2400, help="training clips (12 s each, 15%% drums alone)")
+    k.add_argument("--validation-clips", type=int, default=128)
+    k.add_argument("--steps", type=int, default=3000)
+    k.add_argument("--batch", type=int, default=32)
+    k.add_argument("--lr", type=float, default=2e-3)
+    k.add_argument("--width", type=int, default=8, help="channels of the first convolutions")
+    k.add_argument("--seed", type=int, default=0)
+    k.add_argument("--palette", type=Path, help="a rendered note palette to reuse (a corpus's .palette.npz)")
+
     args = parser.parse_args(argv)
     from .corpus import CorpusError
 
     try:
         return {"corpus": corpus, "prepare": prepare, "train": train, "distill": distill,
-                "eval": evaluate}[args.command](args)
+                "eval": evaluate, "key-net": key_net}[args.command](args)
     except (CorpusError, FileNotFoundError, ValueError) as err:
         print(f"training: {err}", file=sys.stderr)
         return 2

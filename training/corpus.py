@@ -264,8 +264,10 @@ def _hits(pattern: str) -> list[tuple[int, float]]:
 
 
 def render_clip(genre: Genre, kits: dict[str, Kit], palette: dict[int, np.ndarray],
-                rng: np.random.Generator, seconds: float = CLIP_SECONDS) -> tuple[np.ndarray, dict]:
-    """One clip of ``seconds``, bar 1 at t = 0: drums, bass and chords; returns audio and its description."""
+                rng: np.random.Generator, seconds: float = CLIP_SECONDS, tonal: bool = True) -> tuple[np.ndarray, dict]:
+    """One clip of ``seconds``, bar 1 at t = 0: drums, bass and chords; returns audio and its description.
+
+    ``tonal=False``: the drums alone, in no key (the key estimator learns what no key sounds like)."""
     bpm = float(rng.uniform(*genre.bpm))
     swing = float(rng.uniform(*genre.swing))
     usable = [k for k in genre.kits if k in kits] or sorted(kits)
@@ -300,6 +302,8 @@ def render_clip(genre: Genre, kits: dict[str, Kit], palette: dict[int, np.ndarra
                 if velocity < 0.5 and rng.random() < 0.3:  # ghost notes come and go
                     continue
                 _place(mix, sample, when(bar, step), 0.6 * velocity * rng.uniform(0.85, 1.0))
+        if not tonal:
+            continue
         for step, velocity in _hits(bass_rhythm):
             note = root + degree + (12 if rng.random() < 0.15 else 0)
             _place(mix, palette[bass_program][note - PALETTE_LOW], when(bar, step),
@@ -312,11 +316,13 @@ def render_clip(genre: Genre, kits: dict[str, Kit], palette: dict[int, np.ndarra
                        length=genre.chord_length * sixteenth)
     mix = mix[: int(seconds * RATE)]
     mix /= max(np.abs(mix).max(), 1e-6) / 0.89
-    return mix, {"genre": genre.name, "bpm": round(bpm, 3), "swing": round(swing, 3), "kit": kit.name,
-                 "root": root, "key": Key(tonic, mode == "minor").name, "tonic": tonic, "mode": mode,
-                 "progression": [f"{d}{q}" for d, q in progression],
-                 "bass_program": int(bass_program), "chord_program": int(chord_program),
+    described = {"genre": genre.name, "bpm": round(bpm, 3), "swing": round(swing, 3), "kit": kit.name,
                  "bars": bars, "seconds": seconds}
+    if not tonal:
+        return mix, {**described, "key": None}
+    return mix, {**described, "root": root, "key": Key(tonic, mode == "minor").name, "tonic": tonic, "mode": mode,
+                 "progression": [f"{d}{q}" for d, q in progression],
+                 "bass_program": int(bass_program), "chord_program": int(chord_program)}
 
 
 def build_corpus(out: Path, *, clips_per_genre: int = 400, genres: list[str] | None = None, seed: int = 0,

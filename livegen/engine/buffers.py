@@ -21,6 +21,9 @@ class LoopInfo:
     width: int | None = None  # model-space columns its slice was drawn at (a remake draws it the same)
     loudness: float | None = None  # integrated LUFS as it plays (None: not levelled)
     gain_db: float = 0.0  # what levelling gave it
+    key: str | None = None  # Camelot code of its estimated key; None: no key
+    key_confidence: float | None = None  # None: not estimated
+    pitch_shift: int = 0  # semitones the worker moved it to fit the set's key
 
     # Where it is and its recipe are the request's.
     loop_id = property(lambda self: self.request.loop_id)
@@ -35,7 +38,8 @@ class LoopInfo:
         return {"id": self.loop_id, "genre": self.genre, "seed": self.seed, "mode": self.mode,
                 "bpm": round(self.bpm, 3), "bars": self.bars, "steps": self.steps, "sampler": self.sampler,
                 "eta": self.eta, "width": self.width, "slot": self.slot, "frames": self.frames,
-                "loudness": None if self.loudness is None else round(self.loudness, 2), "gain_db": round(self.gain_db, 2)}
+                "loudness": None if self.loudness is None else round(self.loudness, 2), "gain_db": round(self.gain_db, 2),
+                "key": self.key, "key_confidence": self.key_confidence, "pitch_shift": self.pitch_shift}
 
 
 @dataclass
@@ -44,4 +48,5 @@ class GenreState:
     ready: deque = field(default_factory=deque)  # LoopInfo, oldest first
     generated: int = 0
     dropped: int = 0
+    off_key: int = 0  # loops let go because their key did not fit the set's
     error: str | None = None

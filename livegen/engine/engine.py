@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..limits import FILTER, GAIN, STEPS, TEMPO
+from ..loops.key import key_label
 from ..loops.prep import CANVASES, bar_choices
 from ..presets import SAMPLERS, PresetError, load_genre
 from .audio import RemoteMixer
@@ -38,6 +39,7 @@ from .loopbank import LoopBank, slot_frames_for
 from .mixer import equal_gain_fade, equal_power_fade
 from .snapshot import Snapshot
 from .settings import EngineSettings, default_worker_threads
+from .setkey import SetKey
 from .supervisor import WorkerSupervisor
 from .transport import QUANTISE_BARS, Transport
 from .worker import GenreError, LoopFailed, LoopReady, LoopRequest, WorkerConfig, WorkerReady
@@ -87,6 +89,7 @@ class Engine:
         self.grid = self.transport.copy()  # what other threads read: republished by the control thread
         self.timing = LaunchTiming(settings.blocksize, settings.sample_rate)
         self.target_bpm = settings.bpm  # the tempo loops are made for; the grid follows at a bar line
+        self.set_key = SetKey.from_setting(settings.key, settings.key_mode)
         self._fade = equal_power_fade(int(settings.crossfade_ms * settings.sample_rate / 1000))
         self._nudge_fade = equal_gain_fade(int(NUDGE_FADE_SECONDS * settings.sample_rate))
         slots = len(self.genres) * settings.depth + 8  # + playing, outgoing, pending, cue, recuts, modes
@@ -445,7 +448,8 @@ class Engine:
         origin = self._restretched.pop(request.loop_id, None)  # a re-stretch stays what it was
         info = LoopInfo(request, ready.bpm, ready.bars, ready.frames, mode=origin.mode if origin else request.mode,
                         source_id=origin.source_id if origin else request.source_id, width=ready.width,
-                        loudness=ready.loudness, gain_db=ready.gain_db)
+                        loudness=ready.loudness, gain_db=ready.gain_db, key=ready.key,
+                        key_confidence=ready.key_confidence, pitch_shift=ready.pitch_shift)
         self.loops[info.loop_id] = info
         state = self.genres[request.genre]
         if request.mode != "recut":
@@ -463,7 +467,10 @@ class Engine:
             return
         if self._waiting is not None and self._waiting.loop_id == info.loop_id:
             self._waiting = None
-            self._launch(info)
+            self._launch(info)  # asked for by name (a variation of the playing loop...): no key rule
+            return
+        if not self.set_key.fits(info.key):
+            self._let_go(info)
             return
         state.ready.append(info)
         if self._want_launch and request.genre == self.selected:
@@ -490,6 +497,21 @@ class Engine:
             self.transport.set_bpm(self.target_bpm, self._next_line("1"))
             self._want_launch = True
 
+    def _let_go(self, info: LoopInfo) -> None:
+        """A loop out of the set's key: its slot is freed, and the buffer refills with new loops."""
+        if self.mixer.cue_id == info.loop_id:
+            self.mixer.set_cue(None)
+        self.loops.pop(info.loop_id, None)
+        self.bank.give_back(info.slot)
+        self.genres[info.genre].off_key += 1
+
+    def _keep_to_key(self) -> None:
+        """The set's key came or changed: buffered loops out of it go."""
+        for state in self.genres.values():
+            for info in [i for i in state.ready if not self.set_key.fits(i.key)]:
+                state.ready.remove(info)
+                self._let_go(info)
+
     # -- requests
     def _new_id(self) -> int:
         loop_id = self._next_id
@@ -508,7 +530,8 @@ class Engine:
                               sampler=str(self.effective("sampler", genre)), eta=self._preset_eta(genre),
                               bpm=self.target_bpm,
                               mode=mode, source_id=source.loop_id if source else None, strength=strength,
-                              target_seed=target_seed, max_bars=max_bars or self.max_bars)
+                              target_seed=target_seed, max_bars=max_bars or self.max_bars,
+                              key=self.set_key.shift_target())
         if source is not None and mode == "recut":  # same loop, same recipe: only tempo or length moves
             request = replace(request, seed=source.seed, steps=source.steps, sampler=source.sampler, eta=source.eta,
                               source_mode=source.mode, width=source.width)
@@ -619,7 +642,11 @@ class Engine:
             self.events.append({"event": "launch", "loop": loop_id, "sample": at, "bar": position.bar,
                                 "beat": position.beat, "grid_sample": round(self.transport.sample_of_beat(
                                     self.transport.beat_at(at))), "genre": info.genre, "seed": info.seed,
-                                "mode": info.mode, "from": previous.loop_id if previous else None})
+                                "mode": info.mode, "key": info.key, "pitch_shift": info.pitch_shift,
+                                "from": previous.loop_id if previous else None})
+            if self.set_key.learn(info.key):
+                self._note(f"set key {key_label(info.key)}, from loop {loop_id}", kind="set_key")
+                self._keep_to_key()
             if self._preroll_underflows is None:
                 self._preroll_underflows = mixer.underflows  # while the worker loaded: not the set's
         self.transport.advance(mixer.clock)
@@ -784,8 +811,10 @@ class Engine:
             return EngineError("nothing is playing yet")
         audio = np.array(self.bank.view(info.slot, info.frames))
         loop = Loop(audio=audio, sample_rate=self.settings.sample_rate, bpm=info.bpm, bars=info.bars,
-                    loudness=info.loudness, gain_db=info.gain_db)
-        stem = f"{info.genre}_seed{info.seed}_{info.mode}_{info.bpm:.1f}bpm-{info.bars}bars_{info.loop_id}"
+                    loudness=info.loudness, gain_db=info.gain_db, key=info.key, key_confidence=info.key_confidence,
+                    pitch_shift=info.pitch_shift)
+        stem = (f"{info.genre}_seed{info.seed}_{info.mode}_{info.bpm:.1f}bpm-{info.bars}bars_{info.key or 'nokey'}"
+                f"_{info.loop_id}")
         metadata = {"genre": info.genre, "seed": info.seed, "steps": info.steps, "sampler": info.sampler, "eta": info.eta,
                     "mode": info.mode, "source_id": info.source_id, "loop_id": info.loop_id}
         try:
@@ -836,6 +865,8 @@ class Engine:
             "buffer": {name: len(state.ready) for name, state in self.genres.items()},
             "generated": {name: state.generated for name, state in self.genres.items()},
             "dropped": {name: state.dropped for name, state in self.genres.items()},
+            "off_key": {name: state.off_key for name, state in self.genres.items()},  # let go, out of the set's key
+            "key": self.set_key.describe(),
             "genre_errors": {name: state.error for name, state in self.genres.items() if state.error},
             "launches": self.mixer.launch_count, "late_launches": self.mixer.late_launches,
             "underflows": self._underflows_in_play(),  # while playing: what a listener could have heard

@@ -34,6 +34,8 @@ class EngineSettings:
     channels: int = 2
     gain: float = 0.8
     loudness: float | None = DEFAULT_TARGET_LUFS  # every loop levelled to this integrated LUFS; None: peak only
+    key: str | None = None  # the set's key: "auto" (the first loop with one), a key ("8A", "Am"), None: off
+    key_mode: str = "pick"  # how launches keep to it: pick | shift | off (setkey.py)
     device: str = "auto"  # torch device of the worker
     precision: str = "auto"
     worker_threads: int | None = None  # torch threads in the worker; None: all cores but one (default_worker_threads)

@@ -15,6 +15,7 @@ Requests for new loops that arrive together are batched per genre.
 from __future__ import annotations
 
 import os
+import sys
 import time
 import traceback
 from collections import OrderedDict
@@ -45,6 +46,7 @@ class LoopRequest:
     source_mode: str | None = None  # recut: how the source was made ("new" can be made again from its seed)
     max_bars: int = 4  # the longest loop to cut (1, 2 or 4 bars); a slice too short for it gives fewer
     width: int | None = None  # model-space columns to draw at (a recut's remake: its source's); None: the canvas's
+    key: str | None = None  # shift the loop to fit this key (Camelot code) if its own does not; None: leave it
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,9 @@ class LoopReady:
     width: int  # model-space columns its slice was drawn at
     loudness: float | None = None  # integrated LUFS as written to the bank
     gain_db: float = 0.0  # what levelling gave it
+    key: str | None = None  # Camelot code of its estimated key; None: no key
+    key_confidence: float | None = None
+    pitch_shift: int = 0  # semitones it was moved to fit the set's key
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,13 @@ class Worker:
                 self.models[name] = model
             except (PresetError, OSError, ValueError, RuntimeError) as err:
                 results.send(GenreError(name, str(err)))
+        self.key_net = None  # without the key estimator loops still play, with no key estimated
+        try:
+            from ..loops.keynet import load_key_net
+
+            self.key_net = load_key_net()
+        except ValueError as err:
+            print(f"livegen worker: loops get no key estimate: {err}", file=sys.stderr, flush=True)
         if config.compile:
             for model in self._distinct_models():
                 model.compile(config.batch_size, backend=config.compile)
@@ -296,19 +308,29 @@ class Worker:
 
     def _finish(self, request: LoopRequest, loop, work: float, width: int) -> None:
         from ..loops import LoopError
+        from ..loops.key import fit_key, parse_key, with_key
         from ..loops.loudness import level
+        from .setkey import MOST_SEMITONES
 
         try:
             if isinstance(loop, LoopError):
                 raise loop
             if self.config.loudness is not None:
                 loop = level(loop, self.config.loudness)
+            if self.key_net is not None:
+                loop = with_key(loop)
+                if request.key is not None:
+                    moved = fit_key(loop, parse_key(request.key), MOST_SEMITONES)
+                    if moved is not loop:
+                        if self.config.loudness is not None:
+                            moved = level(moved, self.config.loudness)
+                        loop = with_key(moved)
             self.bank.write(request.slot, loop.audio)
         except (LoopError, ValueError) as err:
             self.results.send(LoopFailed(request, str(err), dropped=True))
             return
         self.results.send(LoopReady(request, len(loop.audio), loop.bpm, loop.bars, work, width, loop.loudness,
-                                    loop.gain_db))
+                                    loop.gain_db, loop.key, loop.key_confidence, loop.pitch_shift))
 
     def _sample(self, model, group: list[LoopRequest]) -> list[Drawn]:
         """Sampling for a group: one Drawn per request."""

@@ -5,10 +5,10 @@ steps a fifth at a time, so 8A (A minor) sits beside 7A (D minor), 9A (E minor) 
 relative, C major): keys that mix without a clash. A loop with no clear tonality (drums alone)
 has no key and mixes with anything.
 
-The estimate is the classic template match: the loop's pitch-class profile (librosa's chroma,
-averaged over the loop) is correlated with a key profile rotated to each of the 12 tonics, major
-and minor, and the best match wins. Which profile set reads this material best is measured in
-``bench/keys.py``.
+Two estimators: the learnt one (``keynet.py``), the default, and the classic template match: the
+loop's pitch-class profile (librosa's chroma, averaged over the loop) correlated with a key profile
+rotated to each of the 12 tonics, major and minor, the best match winning. Drums throw the
+templates off (a kit's ringing snare holds pitch classes too); ``bench/keys.py`` measures both.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ PROFILES = {
               0.07458916, 0.05003023, 0.09187879, 0.05545106)),
 }
 DEFAULT_PROFILE = "edma"  # level with Krumhansl's on the demo corpus, ahead of Temperley's (bench/results/keys.md)
+METHODS = ("net", *PROFILES)  # the learnt estimator, or template matching with a profile
+DEFAULT_METHOD = "net"  # well ahead of every profile on the demo corpus (bench/results/keys.md)
 # A best correlation under this: no key. Noise reads near 0, but the demo corpus's pitched drum kits
 # alone reach 0.25-0.62 (median 0.44) against 0.35-0.87 for its tonal clips: the line is not clean.
 NO_KEY_BELOW = 0.5
@@ -145,14 +147,50 @@ def pitch_profile(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.log1p(100 * chroma / peak).sum(axis=1)
 
 
-def estimate_key(audio: np.ndarray, sample_rate: int, profile: str = DEFAULT_PROFILE) -> KeyEstimate:
-    """The key of ``audio`` (mono or (frames, channels)), or no key when no template fits well."""
-    return key_from_profile(pitch_profile(audio, sample_rate), profile)
+def estimate_key(audio: np.ndarray, sample_rate: int, method: str = DEFAULT_METHOD) -> KeyEstimate:
+    """The key of ``audio`` (mono or (frames, channels)), or no key: by the learnt estimator ("net",
+    ``keynet.py``) or by matching one of ``PROFILES``."""
+    if method == "net":
+        from .keynet import estimate_key_net
+
+        return estimate_key_net(audio, sample_rate)
+    return key_from_profile(pitch_profile(audio, sample_rate), method)
+
+
+def with_key(loop, method: str = DEFAULT_METHOD):
+    """``loop`` (a ``Loop``) with its estimated key and the estimate's confidence."""
+    from dataclasses import replace
+
+    estimate = estimate_key(loop.audio, loop.sample_rate, method)
+    return replace(loop, key=None if estimate.key is None else estimate.key.camelot,
+                   key_confidence=round(estimate.confidence, 3))
+
+
+def fit_key(loop, target: Key, most_semitones: int):
+    """``loop`` (its key estimated) moved by the fewest semitones, at most ``most_semitones``, that
+    make its key mix with ``target``; as it was when it mixes already, has no key, or no such move
+    exists. Estimate the key again after a move: the estimate, not the arithmetic, is what plays."""
+    from dataclasses import replace
+
+    from .prep import shift_pitch
+
+    if loop.key is None or compatible(parse_key(loop.key), target):
+        return loop
+    key = parse_key(loop.key)
+    for semitones in sorted(range(-most_semitones, most_semitones + 1), key=lambda s: (abs(s), s)):
+        if semitones and compatible(Key((key.tonic + semitones) % 12, key.minor), target):
+            return replace(shift_pitch(loop, semitones), pitch_shift=semitones)
+    return loop
+
+
+def key_label(code: str | None) -> str:
+    """What a DJ reads for an estimated key: ``8A Am`` (Camelot code and name), or ``no key``."""
+    return "no key" if code is None else str(parse_key(code))
 
 
 def key_from_profile(energies: np.ndarray, profile: str = DEFAULT_PROFILE) -> KeyEstimate:
     if profile not in PROFILES:
-        raise ValueError(f"unknown key profile {profile!r} (profiles: {', '.join(PROFILES)})")
+        raise ValueError(f"unknown key method {profile!r} (methods: {', '.join(METHODS)})")
     energies = np.asarray(energies, dtype=np.float64)
     if not np.isfinite(energies).all() or energies.std() < 1e-9:
         return KeyEstimate(None, 0.0)

@@ -14,11 +14,12 @@ the audio just before its start is crossfaded over its end instead.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 BAR_LENGTHS = (4, 2, 1)  # the loop lengths loop prep cuts, in bars, longest first
+SEAM_SECONDS = 0.01  # the crossfade at a loop's loop point
 
 
 def bar_choices(max_bars: int) -> tuple[int, ...]:
@@ -63,6 +64,9 @@ class Loop:
     beats_per_bar: int = 4
     loudness: float | None = None  # integrated LUFS, once measured (loudness.level)
     gain_db: float = 0.0  # what levelling gave it
+    key: str | None = None  # Camelot code ("8A"), once estimated (key.with_key); None: no key, or not estimated
+    key_confidence: float | None = None  # the estimate's confidence; None: not estimated
+    pitch_shift: int = 0  # semitones it was moved to fit a set's key (key.fit_key)
 
     @property
     def seconds(self) -> float:
@@ -179,6 +183,12 @@ def _equal_power(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sin(phase), np.cos(phase)  # fade in, fade out
 
 
+def _fade_over_start(body: np.ndarray, extra: np.ndarray) -> None:
+    """The seam, in place: ``extra``, what followed ``body``'s end, fades out over its start."""
+    fade_in, fade_out = _equal_power(len(extra))
+    body[:len(extra)] = body[:len(extra)] * fade_in + extra * fade_out
+
+
 def _stretch(audio: np.ndarray, sample_rate: int, factor: float) -> np.ndarray:
     """Change the length by 1/factor keeping pitch; factor 1 is a no-op."""
     if abs(factor - 1.0) < 1e-6:
@@ -188,6 +198,28 @@ def _stretch(audio: np.ndarray, sample_rate: int, factor: float) -> np.ndarray:
     out = time_stretch(audio[None, :].astype(np.float32), float(sample_rate), stretch_factor=float(factor),
                        high_quality=True)
     return out[0]
+
+
+def shift_pitch(loop: Loop, semitones: int) -> Loop:
+    """``loop`` moved ``semitones`` up (down if negative), its length and tempo kept: Rubber Band via
+    pedalboard, transients kept crisp. It runs over the loop with the loop's own end before it and
+    its start after it, and what came out past the end is seamed over the start (as loop prep
+    seams), so the loop point stays seamless."""
+    if semitones == 0:
+        return loop
+    from pedalboard import time_stretch
+
+    audio = loop.audio
+    wrap = min(len(audio), loop.sample_rate // 2)
+    padded = np.concatenate([audio[-wrap:], audio, audio[:wrap]]).astype(np.float32)
+    out = time_stretch(padded[None, :], float(loop.sample_rate), stretch_factor=1.0,
+                       pitch_shift_in_semitones=float(semitones), high_quality=True, transient_mode="crisp")[0]
+    body = out[wrap:wrap + len(audio)].copy()  # Rubber Band may give a few samples more or fewer
+    body = np.pad(body, (0, len(audio) - len(body))) if len(body) < len(audio) else body
+    extra = out[wrap + len(audio):wrap + len(audio) + int(SEAM_SECONDS * loop.sample_rate)]
+    if len(extra):
+        _fade_over_start(body, extra)
+    return replace(loop, audio=np.ascontiguousarray(body, dtype=np.float32))
 
 
 def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
@@ -244,7 +276,7 @@ class Cut:
 def plan_cut(length: int, sample_rate: int, grid: BeatGrid, *, bpm: float | None = None,
              tempo_hint: float | None = None, out_rate: int | None = None, beats_per_bar: int = 4,
              bar_choices: tuple[int, ...] = BAR_LENGTHS,
-             seam_seconds: float = 0.01, min_bpm: float = 50.0, max_bpm: float = 220.0) -> Cut:
+             seam_seconds: float = SEAM_SECONDS, min_bpm: float = 50.0, max_bpm: float = 220.0) -> Cut:
     """The most whole bars (of ``bar_choices``) that a source of ``length`` samples holds on ``grid``.
 
     The detected tempo is folded by octaves toward ``bpm`` (the target), else ``tempo_hint``."""
@@ -294,12 +326,11 @@ def finish_loop(piece: np.ndarray, cut: Cut) -> Loop:
         body, extra = piece[margin:margin + target_frames].copy(), piece[:margin]
     if len(body) < target_frames:  # the stretcher came out a few samples short
         body = np.concatenate([body, np.zeros(target_frames - len(body), np.float32)])
-    if len(extra):
+    if len(extra) and cut.use_tail:
+        _fade_over_start(body, extra)
+    elif len(extra):  # what preceded the start fades in over the end
         fade_in, fade_out = _equal_power(len(extra))
-        if cut.use_tail:  # what followed the end fades out over the start
-            body[:len(extra)] = body[:len(extra)] * fade_in + extra * fade_out
-        else:  # what preceded the start fades in over the end
-            body[-len(extra):] = body[-len(extra):] * fade_out + extra * fade_in
+        body[-len(extra):] = body[-len(extra):] * fade_out + extra * fade_in
     peak = np.abs(body).max()
     if not np.isfinite(peak) or peak < 1e-6:
         raise LoopError("loop came out silent or not finite")

@@ -30,6 +30,7 @@ from rich.style import Style
 from rich.text import Text
 
 from livegen.control.keyboard import KEY_HELP
+from livegen.loops.key import key_label
 
 DASH = "–"
 BEATS_PER_BAR = 4  # the transport's bar; the snapshot does not carry it
@@ -128,6 +129,18 @@ def _sound(state: dict) -> Text:
     return text
 
 
+def _set_key(state: dict) -> Text:
+    """The set's key and how launches keep to it: ``key 8A Am pick``, ``key auto …``, ``key off``."""
+    rule = _section(state, "key")
+    mode = rule.get("mode")
+    if not rule or mode == "off":
+        return Text("key off", "dim")
+    text = Text("key ")
+    text.append(rule.get("label") or ("auto …" if rule.get("auto") else DASH), "bold magenta")
+    text.append(f" {mode}")
+    return text
+
+
 def _rtf(state: dict) -> Text:
     """Generation speed as a real-time factor: under 1 the worker cannot keep the buffers full."""
     rtf = state.get("realtime_factor")
@@ -210,6 +223,16 @@ def _loudness(value) -> str:
     return f"{value:.1f} LUFS" if isinstance(value, (int, float)) else "peak"
 
 
+def _key(loop: dict) -> str:
+    """``8A Am`` (Camelot code and name), ``no key``, or a dash for a loop whose key was not estimated."""
+    if loop.get("key_confidence") is None:
+        return DASH
+    try:
+        return key_label(loop.get("key"))
+    except ValueError:  # a key this livegen cannot read: show it as it came
+        return str(loop.get("key"))
+
+
 def _loop_lines(marker: str, marker_style: str, loop: dict) -> list[Text]:
     """Two lines: what the loop is, then how it was made."""
     if not loop:
@@ -217,7 +240,7 @@ def _loop_lines(marker: str, marker_style: str, loop: dict) -> list[Text]:
     return [_line((f"{marker} ", marker_style), (_fmt(loop.get("genre")), "bold"), f"  seed {_fmt(loop.get('seed'))}  ",
                   (_fmt(loop.get("mode")), "cyan")),
             _line(f"  {_fmt(loop.get('bars'))} bars  {_fmt(loop.get('bpm'), '.1f')} BPM  ",
-                  _loudness(loop.get("loudness")), "  ",
+                  (_key(loop), "bold magenta"), "  ", _loudness(loop.get("loudness")), "  ",
                   (f"{_fmt(loop.get('steps'))} steps {_fmt(loop.get('sampler'))}", "dim"))]
 
 
@@ -228,7 +251,8 @@ def transport_lines(state: dict) -> list[Text]:
     return [
         _line((f"{_fmt(state.get('bpm'), '.1f')} BPM", "bold"), "  ", SYNC_NAMES.get(source, _fmt(source)),
               (f" {sync['detail']}" if sync.get("detail") else "", "dim")),
-        _line("bar ", (_bar_number(state.get("bar")), "bold"), "  ", _beat_dots(state.get("beat"))),
+        _line("bar ", (_bar_number(state.get("bar")), "bold"), "  ", _beat_dots(state.get("beat")), "  ",
+              _set_key(state)),
         _line("quantise ", (_quantise(state.get("quantise")), "bold"),
               "  auto ", (_auto(state.get("auto_bars")), "bold"),
               "  loops ≤", (_fmt(state.get("bars")), "bold"), " bars"),
@@ -337,7 +361,8 @@ def compact_lines(state: dict, log: list[str] | None, width: int, height: int) -
               _bar_number(state.get("bar")), " ", _beat_dots(state.get("beat")),
               f"  q {_quantise(state.get('quantise'))}"),
         _line(("▶ ", "bold green"), f"{_fmt(playing.get('genre'))} seed {_fmt(playing.get('seed'))} "
-                                    f"{_fmt(playing.get('mode'))} {_fmt(playing.get('bars'))} bars"),
+                                    f"{_fmt(playing.get('mode'))} {_fmt(playing.get('bars'))} bars ",
+              (_key(playing), "magenta")),
         _line(("» ", "yellow"),
               f"{_fmt(coming.get('genre'))} seed {_fmt(coming.get('seed'))} {_fmt(coming.get('mode'))}"),
         _line(genres) if buffer else _line(("no genres yet", "dim")),

@@ -293,8 +293,11 @@ def test_every_launched_loop_plays_at_the_set_loudness(tmp_path):
     """Loops leave loop prep at one peak and many loudnesses (11 LU apart in bench/results/loudness.md);
     levelled, each launch of the set must sound as loud as the last, measured on the output."""
     rate, bpm, bars = 48000, 128.0, 2
+    # Loops of as many bars as a launch lasts: levelling reads a whole loop, so a launch plays it whole
+    # (with 4-bar loops launched every 2 bars, one loop's first half read 1 LU under the other
+    # launches: a spread of 1.15 LU, docs/known-issues.md).
     engine = Engine(EngineSettings(genres=["techno", "hiphop"], bpm=bpm, depth=2, seed=40, auto_bars=bars,
-                                   sample_rate=rate, loudness=-20.0),
+                                   bars=bars, sample_rate=rate, loudness=-20.0),
                     AudioFile(tmp_path / "set.wav", blocksize=256))
     engine.start()
     try:
@@ -310,6 +313,8 @@ def test_every_launched_loop_plays_at_the_set_loudness(tmp_path):
         engine.stop()
         engine.close()
     assert playing["loudness"] == pytest.approx(-20.0, abs=0.05) and playing["gain_db"] != 0.0
+    assert 0 < playing["key_confidence"] <= 1  # its key was estimated (it may have none)
+    assert all("key" in launch for launch in launches)
     audio, _ = soundfile.read(tmp_path / "set.wav", dtype="float32")
     span = int(bars * 4 * 60 / bpm * rate)
     inside = [short_term_loudness(audio[e["sample"] + rate // 4:e["sample"] + span], rate)[0]
@@ -318,3 +323,47 @@ def test_every_launched_loop_plays_at_the_set_loudness(tmp_path):
     assert max(inside) - min(inside) <= 1.0, [round(value, 2) for value in inside]
     assert len(inside) >= 6
     assert np.median(inside) == pytest.approx(-20.0 + 20 * np.log10(0.8), abs=0.5)  # the master gain follows
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["pick", "shift"])
+def test_a_set_in_key_launches_only_loops_that_mix_with_it(tmp_path, mode):
+    """--key 8A. Through its 64-band codec the default model's techno loops read as no key or, one
+    in four, as 4A (F minor), which does not mix with 8A: pick lets those go, shift moves them a
+    semitone down (9A). The launched loops are estimated again on the recording."""
+    from livegen.loops.key import compatible, estimate_key, parse_key
+
+    rate, bpm, bars = 48000, 130.0, 2
+    set_key = parse_key("8A")
+    engine = Engine(EngineSettings(genres=["techno"], bpm=bpm, depth=3, seed=70, auto_bars=bars, bars=bars,
+                                   sample_rate=rate, key="8A", key_mode=mode),
+                    AudioFile(tmp_path / "set.wav", blocksize=256))
+    engine.start()
+
+    def launches():
+        return [e for e in list(engine.events) if e["event"] == "launch"]
+
+    def kept_to_key() -> bool:  # the rule had something to do
+        if mode == "pick":
+            return engine.snapshot()["off_key"]["techno"] > 0
+        return any(e["pitch_shift"] for e in launches())
+
+    try:
+        engine.wait_until_playing(timeout=240)
+        wait_for(lambda: len(launches()) >= 8 and kept_to_key(), 150, f"eight launches, and a loop {mode}ed")
+        played = launches()
+        snapshot = engine.snapshot()
+    finally:
+        engine.stop()
+        engine.close()
+    assert snapshot["key"] == {"key": "8A", "label": "8A Am", "mode": mode, "auto": False}
+    assert all(e["key"] is None or compatible(parse_key(e["key"]), set_key) for e in played), played
+    audio, _ = soundfile.read(tmp_path / "set.wav", dtype="float32")
+    span, fade = int(bars * 4 * 60 / bpm * rate), int(0.02 * rate)
+    heard = [estimate_key(audio[e["sample"] + fade:e["sample"] + span], rate) for e in played
+             if e["sample"] + span <= len(audio)]
+    assert len(heard) >= 5
+    # Each launched loop's own stretch (after the crossfade) read again. These loops' keys are codec
+    # artefacts, often read just over the 0.5 line, and the stretch is not quite the loop the worker
+    # read: a read that clear (0.7; the default's 4A loops read 0.5-0.9) must be in key.
+    assert all(h.key is None or h.confidence < 0.7 or compatible(h.key, set_key) for h in heard), heard

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from livegen.loops.key import Key, compatible, estimate_key, mirex_score, parse_key
+from livegen.loops.key import Key, compatible, estimate_key, fit_key, mirex_score, parse_key, with_key
+from livegen.loops.prep import Loop, shift_pitch
 
 RATE = 22050
 A_MINOR, C_MAJOR, E_MINOR, D_MINOR, A_MAJOR = Key(9, True), Key(0, False), Key(4, True), Key(2, True), Key(9, False)
@@ -65,18 +66,42 @@ def progression(key: Key, chords, seconds: float = 1.0) -> np.ndarray:
     return np.concatenate(audio).astype(np.float32)
 
 
+@pytest.mark.parametrize("method", ["net", "edma", "krumhansl"])
 @pytest.mark.parametrize("tonic", [0, 2, 7, 9, 11])
-def test_a_cadence_in_major_and_in_minor_reads_as_its_key(tonic):
+def test_a_cadence_in_major_and_in_minor_reads_as_its_key(tonic, method):
     major, minor = Key(tonic, False), Key(tonic, True)
-    assert estimate_key(progression(major, [(0, False), (5, False), (7, False), (0, False)]), RATE).key == major
-    assert estimate_key(progression(minor, [(0, True), (5, True), (7, False), (0, True)]), RATE).key == minor
+    assert estimate_key(progression(major, [(0, False), (5, False), (7, False), (0, False)]), RATE, method).key == major
+    assert estimate_key(progression(minor, [(0, True), (5, True), (7, False), (0, True)]), RATE, method).key == minor
 
 
-def test_drums_alone_have_no_key():
+@pytest.mark.parametrize("method", ["net", "edma"])
+def test_drums_alone_have_no_key(method):
     rng = np.random.default_rng(1)
     beat = np.zeros(4 * RATE, np.float32)
     for start in range(0, len(beat) - 2000, RATE // 4):  # hats and snares of noise: no pitch
         beat[start:start + 2000] += rng.standard_normal(2000).astype(np.float32) * np.exp(-np.arange(2000) / 300)
-    estimate = estimate_key(beat, RATE)
-    assert estimate.key is None and estimate.confidence < 0.5
-    assert estimate_key(np.zeros(RATE, np.float32), RATE).key is None
+    assert estimate_key(beat, RATE, method).key is None
+    assert estimate_key(np.zeros(RATE, np.float32), RATE, method).key is None
+
+
+def test_a_shifted_loop_keeps_its_length_and_its_seam_and_moves_its_pitch():
+    seconds = 2.0  # 880 cycles of A4: the loop joins itself cleanly
+    t = np.arange(int(seconds * RATE)) / RATE
+    loop = Loop(audio=(0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), sample_rate=RATE, bpm=120.0, bars=1)
+    moved = shift_pitch(loop, 3)
+    assert len(moved.audio) == len(loop.audio) and moved.bpm == loop.bpm
+    spectrum = np.abs(np.fft.rfft(moved.audio * np.hanning(len(moved.audio))))
+    assert np.fft.rfftfreq(len(moved.audio), 1 / RATE)[spectrum.argmax()] == pytest.approx(440 * 2 ** (3 / 12), rel=0.01)
+    steps = np.abs(np.diff(moved.audio))
+    assert abs(moved.audio[0] - moved.audio[-1]) <= 2 * np.percentile(steps, 99)  # no click at the loop point
+    assert shift_pitch(loop, 0) is loop
+
+
+def test_a_loop_out_of_key_is_moved_the_least_way_that_fits():
+    audio = progression(parse_key("C#m"), [(0, True), (5, True), (7, False), (0, True)])
+    loop = with_key(Loop(audio=audio, sample_rate=RATE, bpm=120.0, bars=2))
+    assert loop.key == "12A"
+    moved = fit_key(loop, parse_key("8A"), 3)  # C#m: a semitone up is Dm (7A), beside Am
+    assert moved.pitch_shift == 1 and with_key(moved).key == "7A"
+    assert fit_key(with_key(moved), parse_key("8A"), 3).pitch_shift == 1  # it fits now: left as it is
+    assert fit_key(loop, parse_key("8A"), 0) is loop  # no move allowed: it stays out of key

@@ -8,12 +8,6 @@ from livegen.loops import find_beat_grid
 from training.corpus import GENRES, build_corpus
 
 
-
-@pytest.fixture(scope="session")
-def palette(tmp_path_factory):
-    return tmp_path_factory.mktemp("palette") / "palette.npz"  # fluidsynth renders it once
-
-
 @pytest.fixture(scope="session")
 def corpus_dir(tmp_path_factory, palette):
     out = tmp_path_factory.mktemp("corpus")

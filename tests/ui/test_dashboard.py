@@ -14,10 +14,11 @@ from livegen.ui.dashboard import Dashboard, Thumbnail, ThumbnailCache, render_da
 STATE = {
     "time": 1795687201.398, "sample": 1828608, "seconds": 38.096, "bpm": 124.0, "bar": 19, "beat": 2,
     "playing": {"id": 9, "genre": "techno", "seed": 13, "mode": "new", "bpm": 124.0, "bars": 2, "steps": 8,
-                "sampler": "ddim", "loudness": -18.0, "gain_db": 2.4},
+                "sampler": "ddim", "loudness": -18.0, "gain_db": 2.4, "key": "8A", "key_confidence": 0.93},
     "next": {"id": 10, "genre": "techno", "seed": 14, "mode": "variation", "bpm": 124.0, "bars": 2, "steps": 8,
-             "sampler": "ddim", "loudness": -18.0, "gain_db": -1.2},
+             "sampler": "ddim", "loudness": -18.0, "gain_db": -1.2, "key": None, "key_confidence": 0.99},
     "genre": "techno", "steps": None, "sampler": None, "quantise": "1", "auto_bars": 2,
+    "key": {"key": "9A", "label": "9A Em", "mode": "shift", "auto": True},
     "depth": 3, "buffer": {"techno": 3, "house": 1}, "generated": {"techno": 9, "house": 3},
     "dropped": {"techno": 0, "house": 1},
     "genre_errors": {"broken": "…/model_index.json: not valid JSON"}, "launches": 6, "late_launches": 0,
@@ -59,12 +60,13 @@ def test_fits_and_shows_the_essentials(mel, width, height):
     if width >= 80:
         for expected in ("house", "1/3", "seed 14", "variation", "cuda x15", "2.83×", "Akai APC mini", "-7.7 dB",
                          "quantise 1 bar", "steps 8 · ddim (preset)", "internal clock", "restarts 0",
-                         "-18.0 LUFS"):
+                         "-18.0 LUFS", "8A Am", "no key", "key 9A Em"):
             assert expected in text
     if width >= 120:
         assert "broken: …/model_index.json: not valid JSON" in text
         assert "level -18.0 LUFS" in text  # the set's target
     if width >= 200:
+        assert "key 9A Em shift" in text  # the set's key, with how launches keep to it
         assert "made 9 dropped 0" in text
         assert "in flight  compiled  +8 prep" in text
 

@@ -1,0 +1,56 @@
+"""The set's key, and which loops keep to it (``--key``, ``--key-mode``).
+
+``pick`` launches only loops whose estimated key mixes with the set's (the same key, a step round
+the Camelot wheel, or the relative; a loop with no key mixes with any) and lets the rest go, so the
+worker makes more; ``shift`` has the worker move each new loop that does not by up to
+``MOST_SEMITONES`` to a key that does (loops it cannot move are let go as in ``pick``); ``off``
+shows keys and keeps none. ``auto`` takes the key of the first loop with one that launches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..loops.key import Key, compatible, key_label, parse_key
+
+KEY_MODES = ("pick", "shift", "off")
+MOST_SEMITONES = 3  # further, a shift is heard in the drums and the timbre
+
+
+@dataclass
+class SetKey:
+    key: Key | None = None  # in force; None: none yet (auto) or none asked for
+    mode: str = "pick"
+    auto: bool = False  # the first launched loop with a key sets it
+
+    @classmethod
+    def from_setting(cls, text: str | None, mode: str = "pick") -> "SetKey":
+        """From ``--key`` (``auto``, ``off``/None, or a key as ``parse_key`` reads it) and ``--key-mode``."""
+        if mode not in KEY_MODES:
+            raise ValueError(f"key mode {mode!r}: choose {', '.join(KEY_MODES)}")
+        if text is None or text.strip().lower() == "off":
+            return cls(None, "off")
+        if text.strip().lower() == "auto":
+            return cls(None, mode, auto=True)
+        return cls(parse_key(text), mode)
+
+    def fits(self, code: str | None) -> bool:
+        """Whether a loop whose estimated key is ``code`` (a Camelot code; None: no key) may launch."""
+        if self.mode == "off" or self.key is None or code is None:
+            return True
+        return compatible(parse_key(code), self.key)
+
+    def learn(self, code: str | None) -> bool:
+        """``auto``: take ``code`` as the set's key if it has none yet; True when it did."""
+        if not self.auto or self.key is not None or code is None:
+            return False
+        self.key = parse_key(code)
+        return True
+
+    def shift_target(self) -> str | None:
+        """The key a new loop is to be shifted to fit (``shift`` mode, once the set has a key)."""
+        return self.key.camelot if self.mode == "shift" and self.key is not None else None
+
+    def describe(self) -> dict:
+        return {"key": self.key.camelot if self.key else None, "label": key_label(self.key.camelot) if self.key
+                else None, "mode": self.mode, "auto": self.auto}

@@ -1,0 +1,39 @@
+"""The set's key rule (--key, --key-mode): which loops may launch, and what auto learns."""
+
+import pytest
+
+from livegen.engine.setkey import SetKey
+from livegen.loops.key import parse_key
+
+
+def test_pick_lets_only_keys_that_mix_launch():
+    rule = SetKey.from_setting("Am", "pick")
+    assert rule.key == parse_key("8A")
+    assert [rule.fits(code) for code in ("8A", "7A", "9A", "8B", None)] == [True] * 5  # no key mixes with all
+    assert [rule.fits(code) for code in ("10A", "9B", "3A", "1B")] == [False] * 4
+    assert rule.shift_target() is None  # pick moves nothing
+
+
+def test_shift_asks_the_worker_for_the_set_key_and_off_keeps_none():
+    assert SetKey.from_setting("8A", "shift").shift_target() == "8A"
+    off = SetKey.from_setting("8A", "off")
+    assert off.fits("3A") and off.shift_target() is None
+    assert SetKey.from_setting(None, "shift").fits("3A")  # --key off
+    assert SetKey.from_setting("off", "pick").describe()["mode"] == "off"
+
+
+def test_auto_takes_the_first_key_it_hears_and_keeps_it():
+    rule = SetKey.from_setting("auto", "shift")
+    assert rule.fits("3A") and rule.shift_target() is None  # nothing to keep to yet
+    assert not rule.learn(None)  # a loop with no key sets nothing
+    assert rule.learn("3A") and rule.key == parse_key("3A")
+    assert not rule.learn("8A") and rule.key == parse_key("3A")
+    assert not rule.fits("8A") and rule.shift_target() == "3A"
+    assert rule.describe() == {"key": "3A", "label": "3A Bbm", "mode": "shift", "auto": True}
+
+
+def test_a_bad_key_or_mode_is_named():
+    with pytest.raises(ValueError, match="H minor"):
+        SetKey.from_setting("H minor")
+    with pytest.raises(ValueError, match="lock"):
+        SetKey.from_setting("8A", "lock")
