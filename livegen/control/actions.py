@@ -21,7 +21,7 @@ from ..presets import SAMPLERS
 
 BUTTONS = {"trigger", "select_genre", "quantise", "bars", "nudge", "steps_up", "steps_down", "sampler", "variation",
            "continuation", "morph", "tap", "bpm_up", "bpm_down", "volume_step", "filter_step", "record", "save", "cue",
-           "auto"}
+           "auto", "key", "key_up", "key_down", "key_lock", "key_mode"}
 KNOBS = {"select_genre", "quantise", "bars", "steps", "variation_strength", "bpm", "volume", "filter"}
 ACTIONS = BUTTONS | KNOBS
 
@@ -171,6 +171,25 @@ class Controls:
     def _do_filter(self, value, amount):
         # 64 of 127 is the centre detent: flat.
         self.engine.set_filter(float(value) if value is not None else ((amount or 0.0) * 127 - 64) / 63)
+
+    # -- key
+    def _do_key(self, value, amount):
+        """The set's key, named by the mapping's value (8A, Am, auto)."""
+        if value is None:
+            raise ActionError("key: name the key in the mapping's value (8A, Am, auto)")
+        self.engine.choose_key(str(value))
+
+    def _do_key_up(self, value, amount):
+        self.engine.step_key(int(value) if value is not None else 1)
+
+    def _do_key_down(self, value, amount):
+        self.engine.step_key(-int(value) if value is not None else -1)
+
+    def _do_key_lock(self, value, amount):
+        self.engine.toggle_key_lock()
+
+    def _do_key_mode(self, value, amount):
+        self.engine.set_key_mode(value)
 
     # -- toggles and keeping
     def _do_record(self, value, amount):

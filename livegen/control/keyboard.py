@@ -38,13 +38,18 @@ KEYMAP: dict[str, tuple[str, object]] = {
     "w": ("save", None),
     "x": ("cue", None),
     "a": ("auto", None),
+    "j": ("key_down", None),  # the set's key a semitone down, the playing loop with it
+    "k": ("key_up", None),
+    "K": ("key_lock", None),  # keep the set in key, or not
+    "J": ("key_mode", None),  # pick <-> shift
     "l": ("learn", None),
     "Q": ("quit", None),  # capital, so a stray q (quantise) cannot end the set
 }
 
 # What the help line calls each action; a shared label puts both keys of a pair together.
 _LABELS = {"steps_up": "steps", "steps_down": "steps", "bpm_up": "bpm", "bpm_down": "bpm",
-           "filter_step": "filter", "volume_step": "volume"}
+           "filter_step": "filter", "volume_step": "volume", "key_down": "key", "key_up": "key",
+           "key_lock": "key lock", "key_mode": "key mode"}
 _KEY_NAMES = {"up": "↑", "down": "↓", "left": "←", "right": "→"}
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from ..presets import PRESETS_DIR
 from .actions import ACTIONS, BUTTONS, KNOBS
 
-LED_RULES = {"genre", "record", "cue", "auto"}
+LED_RULES = {"genre", "record", "cue", "auto", "key_lock"}
 LED_STATES = ("off", "ready", "selected", "empty", "on")
 _TOP_KEYS = {"name", "ports", "source", "init_sysex", "leds", "control"}
 _CONTROL_KEYS = {"action", "note", "cc", "channel", "value", "led"}

@@ -276,7 +276,8 @@ class MidiControl:
             if genre == state["genre"]:
                 return leds.get("selected")
             return leds.get("ready") if state["buffer"].get(genre) else leds.get("empty")
-        on = {"record": state["recording"] is not None, "cue": state["cue"], "auto": bool(state["auto_bars"])}
+        on = {"record": state["recording"] is not None, "cue": state["cue"], "auto": bool(state["auto_bars"]),
+              "key_lock": state["key"]["mode"] != "off"}
         return leds.get("on") if on.get(binding.led) else leds.get("off")
 
     def _update_leds(self) -> None:

@@ -66,6 +66,24 @@ class ToggleCue(NamedTuple):
     pass
 
 
+class StepKey(NamedTuple):
+    """Key up / key down: the set's key, and the playing loop with it at the next bar."""
+
+    semitones: int
+
+
+class ToggleKeyLock(NamedTuple):
+    pass
+
+
+class ChooseKey(NamedTuple):
+    key: str  # a key as parse_key reads it, or "auto"
+
+
+class ChangeKeyMode(NamedTuple):
+    mode: str | None = None  # None: the other of pick and shift
+
+
 class AlignGrid(NamedTuple):
     """An outside clock says output sample ``sample`` is at ``beat``."""
 

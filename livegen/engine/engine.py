@@ -26,14 +26,15 @@ from pathlib import Path
 import numpy as np
 
 from ..limits import FILTER, GAIN, STEPS, TEMPO
-from ..loops.key import key_label
+from ..loops.key import key_label, parse_key
 from ..loops.prep import CANVASES, bar_choices
 from ..presets import SAMPLERS, PresetError, load_genre
 from .audio import RemoteMixer
 from .buffers import GenreState, LoopInfo
-from .commands import (AlignGrid, ChangeAutoBars, ChangeBars, ChangeFilter, ChangeGain, ChangeQuantise, ChangeSampling,
-                       ChangeTempo, MakeFromPlaying, Nudge, ReportController, ReportSync, SavePlaying, SelectGenre,
-                       StartRecording, StopRecording, ToggleCue, Trigger)
+from .commands import (AlignGrid, ChangeAutoBars, ChangeBars, ChangeFilter, ChangeGain, ChangeKeyMode, ChangeQuantise,
+                       ChangeSampling, ChangeTempo, ChooseKey, MakeFromPlaying, Nudge, ReportController, ReportSync,
+                       SavePlaying, SelectGenre, StartRecording, StepKey, StopRecording, ToggleCue, ToggleKeyLock,
+                       Trigger)
 from .launches import LaunchTiming
 from .loopbank import LoopBank, slot_frames_for
 from .mixer import equal_gain_fade, equal_power_fade
@@ -310,6 +311,24 @@ class Engine:
     def toggle_cue(self) -> None:
         self._do(ToggleCue())
 
+    def step_key(self, semitones: int) -> None:
+        """Key up (+1) or down (-1): the set's key moves, and the playing loop with it at the next bar."""
+        self._do(StepKey(int(semitones)))
+
+    def toggle_key_lock(self) -> None:
+        """Keep the set in key, or stop keeping it (keys still shown)."""
+        self._do(ToggleKeyLock())
+
+    def choose_key(self, key: str) -> None:
+        """The set's key, named (8A, Am, A minor ...) or "auto"; keeping to it turns on."""
+        if key.strip().lower() != "auto":
+            parse_key(key)  # a bad name fails here, in the caller
+        self._do(ChooseKey(key))
+
+    def set_key_mode(self, mode: str | None = None) -> None:
+        """pick, shift or off; None: the other of pick and shift."""
+        self._do(ChangeKeyMode(mode))
+
     def align(self, sample: int, beat: float) -> None:
         """An outside clock says ``sample`` is at ``beat``: move the grid there, and start the playing
         loop again from its top at the next bar line so it sits on the new grid."""
@@ -370,6 +389,17 @@ class Engine:
                 self._set_filter(self.filter + value if relative else value)
             case ToggleCue():
                 self.cue_enabled = not self.cue_enabled
+            case StepKey(semitones):
+                self._step_key(semitones)
+            case ToggleKeyLock():
+                self.set_key.toggle_lock()
+                self._keep_to_key()
+            case ChangeKeyMode(mode):
+                self.set_key.next_mode(mode)
+                self._keep_to_key()
+            case ChooseKey(key):
+                self.set_key.choose(key)
+                self._keep_to_key()
             case AlignGrid(sample, beat):
                 self._align(sample, beat)
             case Nudge(milliseconds):
@@ -505,6 +535,17 @@ class Engine:
         self.bank.give_back(info.slot)
         self.genres[info.genre].off_key += 1
 
+    def _step_key(self, semitones: int) -> None:
+        if not self.set_key.step(semitones):
+            self._note("key up/down: the set has no key yet (--key, or key lock on auto)", kind="error")
+            return
+        self._note(f"set key {key_label(self.set_key.key.camelot)}", kind="set_key")
+        self._keep_to_key()
+        playing = self.playing
+        if playing is not None and playing.key is not None:  # a loop with no key fits any: it stays
+            self._request(playing.genre, mode="recut", source=playing, max_bars=playing.bars,
+                          pitch_shift=playing.pitch_shift + semitones)
+
     def _keep_to_key(self) -> None:
         """The set's key came or changed: buffered loops out of it go."""
         for state in self.genres.values():
@@ -519,7 +560,8 @@ class Engine:
         return loop_id
 
     def _request(self, genre: str, mode: str = "new", source: LoopInfo | None = None, strength: float = 0.5,
-                 target_seed: int | None = None, max_bars: int | None = None) -> LoopRequest | None:
+                 target_seed: int | None = None, max_bars: int | None = None,
+                 pitch_shift: int | None = None) -> LoopRequest | None:
         slot = self.bank.take()
         if slot is None:
             return None
@@ -532,9 +574,10 @@ class Engine:
                               mode=mode, source_id=source.loop_id if source else None, strength=strength,
                               target_seed=target_seed, max_bars=max_bars or self.max_bars,
                               key=self.set_key.shift_target())
-        if source is not None and mode == "recut":  # same loop, same recipe: only tempo or length moves
+        if source is not None and mode == "recut":  # same loop, same recipe: only tempo, length or pitch moves
             request = replace(request, seed=source.seed, steps=source.steps, sampler=source.sampler, eta=source.eta,
-                              source_mode=source.mode, width=source.width)
+                              source_mode=source.mode, width=source.width,
+                              pitch_shift=source.pitch_shift if pitch_shift is None else pitch_shift)
             self._restretched[request.loop_id] = source
         self._in_flight[request.loop_id] = request
         self.worker.send(request)

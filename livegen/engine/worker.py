@@ -20,7 +20,7 @@ import time
 import traceback
 from collections import OrderedDict
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -47,6 +47,7 @@ class LoopRequest:
     max_bars: int = 4  # the longest loop to cut (1, 2 or 4 bars); a slice too short for it gives fewer
     width: int | None = None  # model-space columns to draw at (a recut's remake: its source's); None: the canvas's
     key: str | None = None  # shift the loop to fit this key (Camelot code) if its own does not; None: leave it
+    pitch_shift: int = 0  # move the loop by exactly this many semitones (a recut of a shifted loop, key up/down)
 
 
 @dataclass(frozen=True)
@@ -306,25 +307,33 @@ class Worker:
                                  n_iter=LIVE_ITERATIONS, bar_choices=bar_choices(max_bars), pool=self.pool,
                                  grid=model.grid)
 
-    def _finish(self, request: LoopRequest, loop, work: float, width: int) -> None:
-        from ..loops import LoopError
+    def _levelled_and_keyed(self, request: LoopRequest, loop):
+        """The loop at the set's loudness, its key estimated and, if the request asks, moved to the set's
+        key (by exactly ``request.pitch_shift``, or by the least that fits ``request.key``)."""
         from ..loops.key import fit_key, parse_key, with_key
         from ..loops.loudness import level
+        from ..loops.prep import shift_pitch
         from .setkey import MOST_SEMITONES
+
+        def finish(made):
+            made = made if self.config.loudness is None else level(made, self.config.loudness)
+            return made if self.key_net is None else with_key(made)
+
+        loop = finish(loop)
+        if request.pitch_shift:
+            return finish(replace(shift_pitch(loop, request.pitch_shift), pitch_shift=request.pitch_shift))
+        if request.key is not None and loop.key_confidence is not None:
+            moved = fit_key(loop, parse_key(request.key), MOST_SEMITONES)
+            return loop if moved is loop else finish(moved)
+        return loop
+
+    def _finish(self, request: LoopRequest, loop, work: float, width: int) -> None:
+        from ..loops import LoopError
 
         try:
             if isinstance(loop, LoopError):
                 raise loop
-            if self.config.loudness is not None:
-                loop = level(loop, self.config.loudness)
-            if self.key_net is not None:
-                loop = with_key(loop)
-                if request.key is not None:
-                    moved = fit_key(loop, parse_key(request.key), MOST_SEMITONES)
-                    if moved is not loop:
-                        if self.config.loudness is not None:
-                            moved = level(moved, self.config.loudness)
-                        loop = with_key(moved)
+            loop = self._levelled_and_keyed(request, loop)
             self.bank.write(request.slot, loop.audio)
         except (LoopError, ValueError) as err:
             self.results.send(LoopFailed(request, str(err), dropped=True))

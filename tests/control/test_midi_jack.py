@@ -96,6 +96,19 @@ def test_each_mapping_triggers_swaps_genre_and_changes_steps(name, engine, sende
             press(sender, first(mapping, "steps_up"))
         wait_for(lambda: engine.snapshot()["steps"] == expected, 10, f"{name}: steps {expected}")
 
+        # The set's key, where the controller has its buttons: up and down a semitone, the lock.
+        if first(mapping, "key_up") is not None:
+            engine.choose_key("8A")
+            wait_for(lambda: engine.snapshot()["key"]["key"] == "8A", 10, "the set key 8A")
+            press(sender, first(mapping, "key_up"))
+            wait_for(lambda: engine.snapshot()["key"]["key"] == "3A", 10, f"{name}: key up to 3A")
+            press(sender, first(mapping, "key_down"))
+            wait_for(lambda: engine.snapshot()["key"]["key"] == "8A", 10, f"{name}: key down to 8A")
+            press(sender, first(mapping, "key_mode"))
+            wait_for(lambda: engine.snapshot()["key"]["mode"] == "shift", 10, f"{name}: key mode to shift")
+            press(sender, first(mapping, "key_lock"))
+            wait_for(lambda: engine.snapshot()["key"]["mode"] == "off", 10, f"{name}: key lock off")
+
         # Trigger: the next loop launches (quantise is off in this set).
         wait_for(lambda: engine.snapshot()["buffer"]["techno"] >= 1, 60, "a techno loop ready")
         recording = engine.start_recording(tmp_path / "take.wav")

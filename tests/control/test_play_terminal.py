@@ -22,7 +22,7 @@ def test_keys_drive_the_set_and_the_dashboard_draws(tmp_path, jack_server):
     env = {**jack_server.env, "TERM": "xterm-256color"}
     process = subprocess.Popen(
         [sys.executable, "-m", "livegen.cli", "play", "--genre", "techno", "--host-api", "JACK", "--bpm", "124",
-         "--quantise", "off", "--status", str(status), "--duration", "120", "--seed", "9"],
+         "--quantise", "off", "--status", str(status), "--duration", "120", "--seed", "9", "--key", "Am"],
         cwd=ROOT, env=env, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
     os.close(slave)
     screen = bytearray()
@@ -55,6 +55,13 @@ def test_keys_drive_the_set_and_the_dashboard_draws(tmp_path, jack_server):
         wait_for(lambda: state()["auto_bars"] == 8, 5, "a to turn auto launch on", state)
         os.write(master, b".")  # volume up a step
         wait_for(lambda: abs(state()["gain"] - 0.85) < 1e-6, 5, "the volume key", state)
+        assert state()["key"] == {"key": "8A", "label": "8A Am", "mode": "pick", "auto": False}
+        os.write(master, b"k")  # key up a semitone
+        wait_for(lambda: state()["key"]["key"] == "3A", 5, "k to move the set's key up", state)
+        os.write(master, b"j")  # and down again
+        wait_for(lambda: state()["key"]["key"] == "8A", 5, "j to move it down", state)
+        os.write(master, b"K")  # key lock off
+        wait_for(lambda: state()["key"]["mode"] == "off", 5, "K to stop keeping the key", state)
         os.write(master, b"\x1b[A")  # arrow up: one BPM faster
         wait_for(lambda: state()["bpm"] == 125.0, 30, "arrow up to raise the tempo", state)
         os.write(master, b"Q")  # quit

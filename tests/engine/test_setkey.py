@@ -37,3 +37,23 @@ def test_a_bad_key_or_mode_is_named():
         SetKey.from_setting("H minor")
     with pytest.raises(ValueError, match="lock"):
         SetKey.from_setting("8A", "lock")
+
+
+def test_key_steps_lock_and_mode_as_the_actions_ask():
+    rule = SetKey.from_setting("8A", "pick")
+    assert rule.step(1) and rule.key == parse_key("3A")  # A minor -> Bb minor
+    assert rule.step(-2) and rule.key == parse_key("1A")  # -> G# minor
+    rule.toggle_lock()
+    assert rule.mode == "off" and rule.fits("10A")
+    rule.next_mode()  # while unlocked: chooses what the lock turns back on
+    assert rule.mode == "off" and rule.locked_mode == "shift"
+    rule.toggle_lock()
+    assert rule.mode == "shift" and rule.key == parse_key("1A")
+    rule.next_mode("off")
+    assert rule.mode == "off"
+    rule.choose("Em")
+    assert rule.mode == "shift" and rule.key == parse_key("9A") and not rule.auto
+    none_yet = SetKey.from_setting(None)
+    assert not none_yet.step(1)  # no key to move
+    none_yet.toggle_lock()
+    assert none_yet.mode == "pick" and none_yet.auto  # on, listening for the first key

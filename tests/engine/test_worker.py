@@ -136,6 +136,23 @@ def test_a_loop_drawn_with_step_noise_is_made_again_from_its_seed():
         assert morphed.frames > 0
 
 
+def test_a_recut_with_a_pitch_shift_is_the_same_loop_moved_and_every_loop_carries_its_key():
+    """Key up / key down remake the playing loop moved by a semitone: the same length, another sound;
+    each loop comes back with its estimated key and the confidence of it."""
+    import numpy as np
+
+    with RunningWorker(prep_processes=0) as worker:
+        worker.ready()
+        made = worker.make(LoopRequest(1, 0, "techno", seed=5, steps=1, sampler="ddim", bpm=128.0))
+        moved = worker.make(LoopRequest(2, 1, "techno", seed=5, steps=1, sampler="ddim", bpm=128.0, mode="recut",
+                                        source_id=1, width=made.width, pitch_shift=1))
+        assert 0 < made.key_confidence <= 1 and 0 < moved.key_confidence <= 1
+        assert made.pitch_shift == 0 and moved.pitch_shift == 1
+        assert moved.frames == made.frames
+        audio = [np.array(worker.bank.view(ready.request.slot, ready.frames)) for ready in (made, moved)]
+        assert not np.allclose(audio[0], audio[1], atol=1e-3)
+
+
 def test_the_supervisor_restarts_a_dead_worker_ever_more_slowly_while_it_keeps_dying():
     import time
 

@@ -41,6 +41,7 @@ def test_every_key_goes_through_the_action_table():
 def test_help_names_every_action_on_one_line():
     assert "\n" not in KEY_HELP
     assert "1-9 genre" in KEY_HELP and "+/- steps" in KEY_HELP and "↑/↓ bpm" in KEY_HELP and "Q quit" in KEY_HELP
+    assert "j/k key" in KEY_HELP and "K key lock" in KEY_HELP and "J key mode" in KEY_HELP
     for action in {"quantise", "bars", "sampler", "variation", "continuation", "morph", "tap", "record", "save", "cue",
                    "auto", "learn", "filter", "volume", "trigger", "nudge"}:
         assert action in KEY_HELP
