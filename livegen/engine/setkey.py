@@ -53,7 +53,7 @@ class SetKey:
         """Key up / key down: the set's key moved by ``semitones``; False when it has none yet."""
         if self.key is None:
             return False
-        self.key = Key((self.key.tonic + semitones) % 12, self.key.minor)
+        self.key = self.key.shifted(semitones)
         return True
 
     def toggle_lock(self) -> None:

@@ -14,6 +14,7 @@ templates off (a kit's ringing snare holds pitch classes too); ``bench/keys.py``
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
@@ -63,6 +64,10 @@ class Key(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.camelot} {self.name}"
+
+    def shifted(self, semitones: int) -> "Key":
+        """The key ``semitones`` up (down if negative), in the same mode."""
+        return Key((self.tonic + semitones) % 12, self.minor)
 
     @property
     def relative(self) -> "Key":
@@ -159,8 +164,6 @@ def estimate_key(audio: np.ndarray, sample_rate: int, method: str = DEFAULT_METH
 
 def with_key(loop, method: str = DEFAULT_METHOD):
     """``loop`` (a ``Loop``) with its estimated key and the estimate's confidence."""
-    from dataclasses import replace
-
     estimate = estimate_key(loop.audio, loop.sample_rate, method)
     return replace(loop, key=None if estimate.key is None else estimate.key.camelot,
                    key_confidence=round(estimate.confidence, 3))
@@ -170,15 +173,13 @@ def fit_key(loop, target: Key, most_semitones: int):
     """``loop`` (its key estimated) moved by the fewest semitones, at most ``most_semitones``, that
     make its key mix with ``target``; as it was when it mixes already, has no key, or no such move
     exists. Estimate the key again after a move: the estimate, not the arithmetic, is what plays."""
-    from dataclasses import replace
-
     from .prep import shift_pitch
 
     if loop.key is None or compatible(parse_key(loop.key), target):
         return loop
     key = parse_key(loop.key)
     for semitones in sorted(range(-most_semitones, most_semitones + 1), key=lambda s: (abs(s), s)):
-        if semitones and compatible(Key((key.tonic + semitones) % 12, key.minor), target):
+        if semitones and compatible(key.shifted(semitones), target):
             return replace(shift_pitch(loop, semitones), pitch_shift=semitones)
     return loop
 
