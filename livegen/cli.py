@@ -47,17 +47,22 @@ def _loudness(text: str) -> float | None:
     return value
 
 
-def _set_key(text: str) -> str | None:
-    """The set's key: "auto", "off" (None) or a key (8A, Am, A minor ...)."""
+def _key_code(text: str) -> str:
+    """A key (8A, Am, A minor ...) as its Camelot code."""
     from .loops.key import parse_key
 
-    cleaned = text.strip().lower()
-    if cleaned in ("auto", "off"):
-        return None if cleaned == "off" else "auto"
     try:
         return parse_key(text).camelot
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _set_key(text: str) -> str | None:
+    """The set's key: "auto", "off" (None) or a key (8A, Am, A minor ...)."""
+    cleaned = text.strip().lower()
+    if cleaned in ("auto", "off"):
+        return None if cleaned == "off" else "auto"
+    return _key_code(text)
 
 
 def _count(text: str) -> int:
@@ -84,6 +89,9 @@ def _build_parser() -> argparse.ArgumentParser:
                           f"that would clip is turned down to fit (default {DEFAULT_TARGET_LUFS:g})")
     gen.add_argument("--batch", type=_positive_int, default=8, help="loops sampled at once")
     gen.add_argument("--genre", help="class label (name or index) for class-conditional models")
+    gen.add_argument("--key", type=_key_code, help="loops in this key (8A, Am, C major ...): a key-conditioned model "
+                                                   "is asked for it, and a loop still out of it is moved by up to 3 "
+                                                   "semitones into a key that mixes")
     gen.add_argument("--bpm", type=_tempo, help="stretch every loop to this tempo")
     gen.add_argument("--bars", type=int, choices=sorted(BAR_LENGTHS), default=4,
                      help="longest loop in bars (default 4); a slice too short for it gives fewer")
@@ -224,7 +232,7 @@ def _generate(args) -> int:
         steps=args.steps or preset.steps, sampler=args.sampler or preset.sampler,
         eta=preset.eta if args.eta is None else args.eta, batch_size=args.batch, genre=args.genre or preset.label,
         bpm=args.bpm, tempo_hint=preset.tempo_hint, raw=args.raw, sample_rate=args.sample_rate, bars=args.bars,
-        canvas=args.canvas, loudness=args.loudness,
+        canvas=args.canvas, loudness=args.loudness, key=args.key,
     )
     seeds = [args.seed + i for i in range(args.count)]
     console.print(f"[bold]{model.name}[/] on {model.device} ({str(model.dtype).removeprefix('torch.')}), "
@@ -243,7 +251,8 @@ def _generate(args) -> int:
                 continue
             metadata = {"model": str(model.path), "seed": item.seed, "steps": settings.steps,
                         "sampler": settings.sampler, "eta": settings.eta, "genre": settings.genre,
-                        "raw": settings.raw}
+                        "raw": settings.raw, "asked_key": settings.key,
+                        "asked_the_model": settings.key is not None and model.is_key_conditional}
             loop = fit_peak(item.loop)
             path = write_loop(args.out, loop_filename(model.name, item.seed, settings, loop), loop, metadata, args.format)
             audio_seconds += item.loop.seconds

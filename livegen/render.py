@@ -16,7 +16,7 @@ import numpy as np
 from .audio import MelCodec
 from .diffusion import LoopModel, canvas_width, decode_images, generate
 from .loops import Loop, LoopError, bar_choices, loops_from_images, raw_loop, slice_seconds
-from .loops.key import with_key
+from .loops.key import fit_key, parse_key, with_key
 from .loops.loudness import DEFAULT_TARGET_LUFS, level
 from .loops.prep import CANVASES
 
@@ -38,6 +38,7 @@ class RenderSettings:
     eta: float = 0.0
     batch_size: int = 8
     genre: str | None = None  # class label name or index, for class-conditional models
+    key: str | None = None  # Camelot code: a key-conditioned model is asked for it, and a loop out of it is moved
     bpm: float | None = None  # stretch to this tempo; None keeps the detected one
     tempo_hint: float | None = None  # without bpm: the genre's likely tempo (beat finding's prior, octave fold)
     raw: bool = False  # keep the whole slice, uncut
@@ -59,7 +60,7 @@ def render(model: LoopModel, seeds: Sequence[int], settings: RenderSettings,
            on_step: Callable[[int], None] | None = None) -> Iterator[Rendered]:
     """Yield one ``Rendered`` per seed, in order, a batch at a time."""
     codec = MelCodec(model.mel)
-    label = model.class_label(settings.genre)
+    label = model.class_label(settings.genre, settings.key)  # models without keys ignore the key
     width = loop_canvas(model, "native" if settings.raw else settings.canvas, settings.bars, settings.bpm,
                         settings.tempo_hint)
     seeds = list(seeds)
@@ -84,7 +85,20 @@ def render(model: LoopModel, seeds: Sequence[int], settings: RenderSettings,
             if isinstance(loop, LoopError):
                 yield Rendered(seed, image, None, str(loop))
             else:
-                yield Rendered(seed, image, with_key(loop if settings.loudness is None else level(loop, settings.loudness)))
+                yield Rendered(seed, image, _levelled_and_keyed(loop, settings))
+
+
+def _levelled_and_keyed(loop: Loop, settings: RenderSettings) -> Loop:
+    """At the asked loudness, its key estimated, and moved (by the fewest semitones, at most
+    ``MOST_SEMITONES``) into a key that mixes with ``settings.key`` where it is out of it."""
+    def finish(made):
+        return with_key(made if settings.loudness is None else level(made, settings.loudness))
+
+    loop = finish(loop)
+    if settings.key is not None:
+        moved = fit_key(loop, parse_key(settings.key))
+        loop = loop if moved is loop else finish(moved)
+    return loop
 
 
 def loop_filename(model_name: str, seed: int, settings: RenderSettings, loop: Loop) -> str:

@@ -32,6 +32,24 @@ def tiny_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def key_model_dir(tmp_path_factory):
+    """Key-conditioned (untrained): a label for each genre and each key, on the semitone codec."""
+    from dataclasses import replace
+
+    from livegen.audio import MelConfig
+    from livegen.diffusion.checkpoint import ANY_KEY
+    from livegen.loops.key import KEY_CODES
+
+    path = tmp_path_factory.mktemp("models") / "keys"
+    codec = MelConfig(x_res=64, y_res=32, n_fft=512, hop_length=256, frequency_scale="semitone")
+    model = new_model(replace(TINY, mel=codec), class_names=["techno", "house"], key_names=[*KEY_CODES, ANY_KEY],
+                      seed=3)
+    model.extra["grid"] = {"beats_per_bar": 4, "bars": 1, "frames_per_beat": 16}  # its noise still cuts into loops
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def genre_model_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("models") / "genres"
     new_model(TINY, class_names=["techno", "house", "breaks"], seed=2).save(path)

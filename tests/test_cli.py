@@ -40,6 +40,21 @@ def test_generate_raw_writes_loops_with_sidecars(tiny_model_dir, tmp_path):
     assert f"{DEFAULT_TARGET_LUFS:.1f} LUFS" in result.stderr
 
 
+def test_generate_in_a_key_asks_a_key_conditioned_model_and_moves_loops_that_miss(key_model_dir, genre_model_dir,
+                                                                                   tmp_path):
+    for model, asks in ((key_model_dir, True), (genre_model_dir, False)):
+        out = tmp_path / model.name
+        result = run("generate", "--model", model, "--genre", "techno", "--key", "A minor", "--count", 2,
+                     "--steps", 2, "--raw", "--out", out)
+        assert result.returncode == 0, result.stderr
+        for sidecar in out.glob("*.json"):
+            meta = json.loads(sidecar.read_text())
+            assert meta["asked_key"] == "8A" and meta["asked_the_model"] is asks
+            assert -3 <= meta["pitch_shift"] <= 3  # a loop out of the key is moved by 3 semitones at most
+    result = run("generate", "--model", key_model_dir, "--genre", "techno", "--key", "H minor", "--out", tmp_path)
+    assert result.returncode == 2 and "not a key: 'H minor'" in result.stderr
+
+
 def test_generate_with_loudness_off_leaves_the_loops_at_loop_preps_peak(tiny_model_dir, tmp_path):
     out = tmp_path / "loops"
     result = run("generate", "--model", tiny_model_dir, "--count", 2, "--steps", 2, "--raw", "--loudness", "off",

@@ -1,4 +1,4 @@
-"""``python -m training corpus | prepare | train | distill | eval | key-net``: data, training and evaluation of livegen models."""
+"""``python -m training corpus | prepare | train | distill | eval | key-eval | key-net``: data, training and evaluation of livegen models."""
 
 from __future__ import annotations
 
@@ -59,7 +59,8 @@ def train(args) -> int:
     from .train import TrainSettings, train as run_train
 
     settings = TrainSettings(
-        size=args.size, class_conditional=args.class_conditional, batch_size=args.batch, grad_accum=args.grad_accum,
+        size=args.size, class_conditional=args.class_conditional, key_conditional=args.key_conditional,
+        key_drop=args.key_drop, batch_size=args.batch, grad_accum=args.grad_accum,
         lr=args.lr, warmup_steps=args.warmup_steps, max_steps=args.max_steps, minutes=args.minutes,
         ema_decay=args.ema_decay, mixed_precision=args.mixed_precision, save_every=args.save_every,
         sample_every=args.sample_every, sample_steps=args.sample_steps, seed=args.seed,
@@ -85,6 +86,26 @@ def evaluate(args) -> int:
     return 0
 
 
+def key_eval(args) -> int:
+    import json
+
+    from livegen.diffusion import load_model
+
+    from .keyeval import measure_key_hits, report_dict
+
+    model = load_model(args.model_dir, args.device)
+    steps = args.steps or int(model.extra.get("default_steps", 50))
+    eta = float(model.extra.get("default_eta", 0.0)) if args.eta is None else args.eta
+    report = measure_key_hits(model, keys=args.keys, loops_per_key=args.loops_per_key, steps=steps,
+                              sampler=str(model.extra.get("default_sampler", "ddim")), eta=eta, seed=args.seed,
+                              data_dir=args.data, log=print)
+    print(report.table())
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report_dict(report), indent=2) + "\n")
+    return 0
+
+
 def distill(args) -> int:
     from .distill import DistillSettings, distill as run_distill
 
@@ -102,7 +123,7 @@ def key_net(args) -> int:
     from .key_estimator import KeyNetSettings, train_key_net
 
     settings = KeyNetSettings(clips=args.clips, steps=args.steps, batch=args.batch, lr=args.lr, width=args.width,
-                              validation_clips=args.validation_clips, seed=args.seed)
+                              validation_clips=args.validation_clips, seed=args.seed, codec_share=args.codec_share)
     figures = train_key_net(args.out, settings, palette_cache=args.palette)
     print(f"{args.out}: validation MIREX score {figures['mirex']:.3f}, exact {figures['exact']:.3f}, "
           f"drums alone read as no key {figures['no_key_right']:.3f}")
@@ -142,6 +163,11 @@ def main(argv=None) -> int:
     t.add_argument("model_dir", type=Path, help="where the model (and checkpoints, samples) go; resumes from it")
     t.add_argument("--size", default="tiny", help="micro, tiny, small or teticio (the data set must match)")
     t.add_argument("--class-conditional", action="store_true", help="one model for all genres, by label")
+    t.add_argument("--key-conditional", action="store_true",
+                   help="with --class-conditional: each clip's key (from prepare) as a second label, so the "
+                        "model can be asked for a key")
+    t.add_argument("--key-drop", type=float, default=0.15,
+                   help="share of clips shown with the 'any' key, for loops made without one (default 0.15)")
     t.add_argument("--batch", type=int, default=16, help="batch per process")
     t.add_argument("--grad-accum", type=int, default=1)
     t.add_argument("--lr", type=float, default=2e-4)
@@ -200,6 +226,17 @@ def main(argv=None) -> int:
     e.add_argument("--corpus", type=Path, help="the audio folder of the data set (default: as prepare recorded it)")
     e.add_argument("--report", type=Path, help="write a listening page (loops, ceiling, pictures, figures) here")
 
+    ke = commands.add_parser("key-eval", help="a key-conditioned model: the share of its loops in the key asked for")
+    ke.add_argument("model_dir", type=Path)
+    ke.add_argument("--data", type=Path, help="its prepared data set: also score the held-out windows (the ceiling)")
+    ke.add_argument("--keys", nargs="+", help="Camelot codes to ask for (default: all 24)")
+    ke.add_argument("--loops-per-key", type=int, default=2, help="loops a genre for each key (default 2)")
+    ke.add_argument("--steps", type=int, help="sampling steps (default: the model's own)")
+    ke.add_argument("--eta", type=float, help="DDIM eta (default: the model's own)")
+    ke.add_argument("--seed", type=int, default=2000, help="first seed of the loops (default 2000)")
+    ke.add_argument("--device", default=None)
+    ke.add_argument("--json", type=Path, help="also write the figures to this file")
+
     k = commands.add_parser("key-net", help="train the learnt key estimator on freshly rendered demo-corpus clips")
     k.add_argument("out", type=Path, help="folder for the estimator (the shipped one: livegen/loops/key-net)")
     k.add_argument("--clips", type=int, default=2400, help="training clips (12 s each, 15%% drums alone)")
@@ -208,6 +245,8 @@ def main(argv=None) -> int:
     k.add_argument("--batch", type=int, default=32)
     k.add_argument("--lr", type=float, default=2e-3)
     k.add_argument("--width", type=int, default=8, help="channels of the first convolutions")
+    k.add_argument("--codec-share", type=float, default=0.5,
+                   help="share of clips heard through the key-holding codec, as generated loops are (default 0.5)")
     k.add_argument("--seed", type=int, default=0)
     k.add_argument("--palette", type=Path, help="a rendered note palette to reuse (a corpus's .palette.npz)")
 
@@ -216,7 +255,7 @@ def main(argv=None) -> int:
 
     try:
         return {"corpus": corpus, "prepare": prepare, "train": train, "distill": distill,
-                "eval": evaluate, "key-net": key_net}[args.command](args)
+                "eval": evaluate, "key-eval": key_eval, "key-net": key_net}[args.command](args)
     except (CorpusError, FileNotFoundError, ValueError) as err:
         print(f"training: {err}", file=sys.stderr)
         return 2

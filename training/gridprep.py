@@ -122,15 +122,12 @@ def _pulse(envelope: np.ndarray, lag: float) -> float:
 
 def grid_image(audio: np.ndarray, codec, grid: Grid, window: Window) -> np.ndarray:
     """The window's uint8 image (y_res, grid.frames): frame k centred k / frames_per_beat beats after its start."""
-    import librosa
-
     config = codec.config
     rate = config.sample_rate
     times = window.start + np.arange(grid.frames) * window.beat / grid.frames_per_beat
     lo = max(0, int(times[0] * rate) - config.n_fft)
     hi = min(len(audio), int(np.ceil(times[-1] * rate)) + config.n_fft)
-    power = librosa.feature.melspectrogram(y=audio[lo:hi], sr=rate, n_fft=config.n_fft, hop_length=FINE_HOP,
-                                           n_mels=config.y_res)
+    power = codec.band_power(audio[lo:hi], hop_length=FINE_HOP)
     positions = np.clip((times * rate - lo) / FINE_HOP, 0, power.shape[1] - 1)
     below = np.minimum(positions.astype(int), power.shape[1] - 2)
     frac = positions - below

@@ -3,8 +3,10 @@
 Any wav/flac/mp3/ogg/m4a under the folder, at any rate and channel count, is
 read as mono at the codec's rate and cut into whole slices; each slice becomes
 one row: ``image`` (the uint8 spectrogram, as teticio's data sets store it),
-``audio_file``, ``slice`` and ``genre`` (the first sub-folder under the audio
-folder, as a class label). Silent slices are skipped. A file that cannot be
+``audio_file``, ``slice``, ``genre`` (the first sub-folder under the audio
+folder, as a class label) and ``key`` (the Camelot code of the file's key
+where its sidecar JSON gives one, as the demo corpus's do; else the key
+estimator's read of the slice; "" for no key). Silent slices are skipped. A file that cannot be
 read is reported by name and skipped.
 
 With a ``grid`` (``--grid``), each row is instead a window of whole bars
@@ -165,6 +167,10 @@ def prepare(audio_dir: Path, data_dir: Path, config: MelConfig, *, grid: Grid | 
                         pieces = _windows(path, audio, codec, grid, expected_bpm)
                         entry["unsure"] = pieces.pop("unsure")
                     entry["silent"] = pieces.pop("silent")
+                    beats = grid.bars * grid.beats_per_bar if grid else 0
+                    lengths = beats * 60.0 / pieces["bpms"] if grid else np.full(len(pieces["starts"]),
+                                                                                   config.slice_seconds)
+                    pieces["keys"] = _keys(path, audio, config.sample_rate, pieces["starts"], lengths)
                     if len(pieces["images"]):
                         chunk = work / f"{number:06d}.npz"
                         np.savez_compressed(chunk, **pieces)
@@ -214,6 +220,27 @@ def _windows(path: Path, audio: np.ndarray, codec: MelCodec, grid: Grid, expecte
             "silent": len(windows) - len(keep), "unsure": unsure}
 
 
+def _keys(path: Path, audio: np.ndarray, rate: int, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Each piece's key as a Camelot code ("" for none): the sidecar's key of the whole file, where it
+    names one (or says ``"key": null``, drums alone), else the estimator's read of the piece's audio."""
+    from livegen.loops.key import estimate_key, parse_key
+
+    from .gridprep import read_sidecar
+
+    facts = read_sidecar(path)
+    if "key" in facts:
+        try:
+            code = "" if facts["key"] is None else parse_key(str(facts["key"])).camelot
+        except ValueError as err:
+            raise ValueError(f"{path.with_suffix('.json')}: {err}") from None
+        return np.array([code] * len(starts), dtype=str)
+    codes = []
+    for start, seconds in zip(starts, lengths):
+        estimate = estimate_key(audio[int(start * rate):int((start + seconds) * rate)], rate)
+        codes.append("" if estimate.key is None else estimate.key.camelot)
+    return np.array(codes, dtype=str)
+
+
 def _write_dataset(data_dir: Path, work: Path, entries: list[dict], config: MelConfig) -> int:
     from datasets import ClassLabel, Dataset, Features, Image, Value
     from PIL import Image as PILImage
@@ -224,7 +251,7 @@ def _write_dataset(data_dir: Path, work: Path, entries: list[dict], config: MelC
                          "(what was found is kept in .prepare/)")
     features = Features({"image": Image(), "audio_file": Value("string"), "slice": Value("int32"),
                          "genre": ClassLabel(names=genres or ["unlabelled"]), "start": Value("float64"),
-                         "bpm": Value("float64")})
+                         "bpm": Value("float64"), "key": Value("string")})
 
     def rows():
         for entry in entries:
@@ -235,9 +262,11 @@ def _write_dataset(data_dir: Path, work: Path, entries: list[dict], config: MelC
                 starts = data["starts"] if "starts" in data.files else \
                     data["slices"] * config.slice_size / config.sample_rate
                 bpms = data["bpms"] if "bpms" in data.files else np.full(len(starts), np.nan)
-                for image, index, start, bpm in zip(data["images"], data["slices"], starts, bpms):
+                keys = data["keys"] if "keys" in data.files else [None] * len(starts)  # chunks from before keys
+                for image, index, start, bpm, key in zip(data["images"], data["slices"], starts, bpms, keys):
                     yield {"image": PILImage.fromarray(image), "audio_file": entry["file"], "slice": int(index),
-                           "genre": entry["genre"], "start": float(start), "bpm": float(bpm)}
+                           "genre": entry["genre"], "start": float(start), "bpm": float(bpm),
+                           "key": None if key is None else str(key)}
 
     dataset = Dataset.from_generator(rows, features=features)
     dataset.save_to_disk(str(data_dir / "dataset"))
@@ -261,6 +290,7 @@ class Split:
     starts: list[float]  # seconds into its file
     bpms: list[float]  # a grid window's tempo (NaN for whole slices)
     grid: Grid | None  # the grid its images are on, if any
+    keys: list[str | None]  # Camelot code, "" no key, None not known (prepared before keys were recorded)
 
 
 def load_split(data_dir: Path, split: str = "all") -> Split:
@@ -292,8 +322,9 @@ def load_split(data_dir: Path, split: str = "all") -> Split:
     else:  # prepared before starts were recorded: whole slices
         config = MelConfig.load(Path(data_dir) / ".prepare" / "mel_config.json")
         starts, bpms = [i * config.slice_size / config.sample_rate for i in slices], [float("nan")] * len(slices)
+    keys = [None if k is None else str(k) for k in subset["key"]] if "key" in dataset.features else [None] * len(slices)
     return Split(images, np.asarray(subset["genre"], dtype=np.int64), dataset.features["genre"].names,
-                 [str(f) for f in subset["audio_file"]], slices, starts, bpms, data_grid(data_dir))
+                 [str(f) for f in subset["audio_file"]], slices, starts, bpms, data_grid(data_dir), keys)
 
 
 def load_images(data_dir: Path, split: str = "all"):
@@ -306,6 +337,12 @@ def data_grid(data_dir: Path) -> Grid | None:
     """The grid a data set was prepared on (``prepare --grid``), or None for whole slices."""
     record = Path(data_dir) / ".prepare" / "grid.json"
     return Grid.from_dict(json.loads(record.read_text())) if record.is_file() else None
+
+
+def data_codec(data_dir: Path) -> MelConfig | None:
+    """The codec settings a data set was prepared with, where ``prepare`` recorded them."""
+    record = Path(data_dir) / ".prepare" / "mel_config.json"
+    return MelConfig.load(record) if record.is_file() else None
 
 
 def audio_source(data_dir: Path) -> Path | None:

@@ -4,7 +4,7 @@
     accelerate launch --num_processes 2 --cpu -m training train DATA_DIR MODEL_DIR ...
 
 A UNet2DModel of a named size (optionally class-conditional on the data set's
-genres) learns to predict the noise of a DDPM schedule (1000 steps). EMA
+genres, and with ``--key-conditional`` on each clip's key as well) learns to predict the noise of a DDPM schedule (1000 steps). EMA
 weights, mixed precision, gradient accumulation, cosine schedule with
 warm-up. Checkpoints (``MODEL_DIR/checkpoints/step-N``) hold everything to
 resume, and a run resumes from the newest by itself. Every ``--sample-every``
@@ -32,6 +32,8 @@ import torch
 class TrainSettings:
     size: str = "tiny"
     class_conditional: bool = False
+    key_conditional: bool = False  # the clip's key as a second label beside its genre
+    key_drop: float = 0.15  # share of clips shown with the "any" key, so the model also makes loops unasked
     batch_size: int = 16  # per process
     grad_accum: int = 1
     lr: float = 2e-4
@@ -51,7 +53,7 @@ class TrainSettings:
 
 
 class ImageData(torch.utils.data.Dataset):
-    """The prepared spectrograms in memory, as (image in [-1, 1], genre label)."""
+    """The prepared spectrograms in memory, as (image in [-1, 1], class label)."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray):
         self.images, self.labels = torch.from_numpy(images), torch.from_numpy(labels)
@@ -85,23 +87,41 @@ def train(data_dir: Path, model_dir: Path, settings: TrainSettings, log=print) -
 
     from livegen.diffusion.architectures import ARCHITECTURES, new_model
 
-    from .prepare import data_grid, load_images
+    from livegen.diffusion.checkpoint import ANY_KEY
+    from livegen.loops.key import KEY_CODES
+
+    from .prepare import data_codec, data_grid, load_split
 
     model_dir = Path(model_dir)
     accelerator = Accelerator(mixed_precision=settings.mixed_precision,
                               gradient_accumulation_steps=settings.grad_accum)
     set_seed(settings.seed)
-    images, labels, genres = load_images(data_dir, split="train")
+    rows = load_split(data_dir, split="train")
+    images, labels, genres = rows.images, rows.labels, rows.genres
     arch = ARCHITECTURES[settings.size]
     if images.shape[1:] != (arch.mel.y_res, arch.mel.x_res):
         raise ValueError(f"{data_dir}: images are {images.shape[1]}x{images.shape[2]}, size {settings.size!r} "
                          f"wants {arch.mel.y_res}x{arch.mel.x_res} (prepare with --size {settings.size})")
-    model = new_model(arch, class_names=genres if settings.class_conditional else None, seed=settings.seed)
+    if data_codec(data_dir) not in (None, arch.mel):
+        raise ValueError(f"{data_dir}: prepared with other codec settings ({data_codec(data_dir)}) than size "
+                         f"{settings.size!r} ({arch.mel}); prepare with --size {settings.size}")
+    key_names = None
+    if settings.key_conditional:
+        if not settings.class_conditional:
+            raise ValueError("--key-conditional needs --class-conditional: the key is a label beside the genre")
+        key_names = [*KEY_CODES, ANY_KEY]
+        labels = key_conditioned_labels(labels, rows.keys, key_names, data_dir)
+    model = new_model(arch, class_names=genres if settings.class_conditional else None, key_names=key_names,
+                      seed=settings.seed)
     grid = data_grid(data_dir)
     if grid is not None:  # its images are whole bars from the downbeat: the loop prep needs no beat finding
         model.extra["grid"] = grid.to_dict()
     if settings.init:
         _load_initial_weights(model, Path(settings.init))
+    if key_names:  # trained as genre + key embeddings; saved as the one table diffusers' UNet reads
+        model.unet.class_embedding = GenreKeyEmbedding.from_table(model.unet.class_embedding, len(genres),
+                                                                  len(key_names))
+    drop_to = key_names.index(ANY_KEY) if key_names else None
     unet, noise_schedule = model.unet.train(), model.scheduler
     ema = EMAModel(unet.parameters(), decay=settings.ema_decay, use_ema_warmup=True, power=3 / 4)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=settings.lr, weight_decay=1e-6)
@@ -128,6 +148,9 @@ def train(data_dir: Path, model_dir: Path, settings: TrainSettings, log=print) -
     with progress:
         while step < settings.max_steps and not out_of_time:
             for clean, genre in loader:
+                if drop_to is not None:  # some clips' keys become "any"
+                    dropped = torch.rand(genre.shape, device=genre.device) < settings.key_drop
+                    genre = torch.where(dropped, genre - genre % len(key_names) + drop_to, genre)
                 with accelerator.accumulate(unet):
                     noise = training_noise(clean, settings.noise_offset)
                     t = torch.randint(0, noise_schedule.config.num_train_timesteps, (clean.shape[0],),
@@ -172,12 +195,50 @@ def train(data_dir: Path, model_dir: Path, settings: TrainSettings, log=print) -
     }
     if accelerator.is_main_process:
         ema.copy_to(raw.parameters())  # ship the EMA weights
+        if key_names:
+            raw.class_embedding = raw.class_embedding.as_table()
         model.unet = raw.eval()
         model.extra["training"] = summary
         model.save(model_dir)
         log(f"{model_dir}: saved after {step} steps ({summary['minutes']} min), loss {summary['final_loss']}")
     accelerator.wait_for_everyone()
     return summary
+
+
+class GenreKeyEmbedding(torch.nn.Module):
+    """A key-conditioned model's class embedding while it trains: one vector a genre plus one a key,
+    so every genre learns from every key's clips. Label ``genre * keys + key``, as ``LoopModel.class_label``
+    makes them; ``as_table`` writes out the sum for each label, the ``nn.Embedding`` the saved UNet has."""
+
+    def __init__(self, genres: torch.Tensor, keys: torch.Tensor):
+        super().__init__()
+        self.genres, self.keys = torch.nn.Parameter(genres), torch.nn.Parameter(keys)
+
+    @classmethod
+    def from_table(cls, table: torch.nn.Embedding, genres: int, keys: int) -> "GenreKeyEmbedding":
+        """Split a table of genre x key sums (a saved key-conditioned model, or one made fresh) back into parts."""
+        weight = table.weight.detach().reshape(genres, keys, -1)
+        per_genre = weight.mean(dim=1)
+        return cls(per_genre.clone(), (weight - per_genre[:, None]).mean(dim=0).clone())
+
+    def forward(self, labels: torch.Tensor) -> torch.Tensor:
+        count = self.keys.shape[0]
+        return self.genres[labels // count] + self.keys[labels % count]
+
+    def as_table(self) -> torch.nn.Embedding:
+        table = (self.genres[:, None] + self.keys[None]).reshape(-1, self.genres.shape[1])
+        return torch.nn.Embedding.from_pretrained(table.detach().clone(), freeze=False)
+
+
+def key_conditioned_labels(genre_labels: np.ndarray, keys: list, key_names: list[str], data_dir: Path) -> np.ndarray:
+    """genre x keys + key for each row; rows of no key or an unknown one take the "any" key."""
+    if all(k is None for k in keys):
+        raise ValueError(f"{data_dir}: its rows carry no keys (prepared before keys were recorded); "
+                         "prepare it again into a new folder")
+    index = {name: i for i, name in enumerate(key_names)}
+    any_key = key_names.index("any")
+    return np.array([g * len(key_names) + index.get(k or "", any_key) for g, k in zip(genre_labels, keys)],
+                    dtype=np.int64)
 
 
 def training_noise(clean: torch.Tensor, offset: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -209,14 +270,21 @@ def _noise_loss(prediction, noise, t, noise_schedule, snr_gamma: float | None):
 
 
 def _load_initial_weights(model, init_dir: Path) -> None:
-    """Copy a saved model's UNet weights into the fresh one; the shapes (size, labels) must match."""
+    """Copy a saved model's UNet weights into the fresh one; the shapes (size, labels) must match, but a
+    key-conditioned model may start from a genre-only one of the same genres."""
     from livegen.diffusion import load_model
 
     source = load_model(init_dir, "cpu", precision="fp32", winograd=False)
     if source.class_names != model.class_names:
         raise ValueError(f"{init_dir}: labels {source.class_names} differ from the data set's {model.class_names}")
+    state = source.unet.float().state_dict()
+    if model.key_names and source.key_names != model.key_names:
+        if source.key_names:
+            raise ValueError(f"{init_dir}: keys {source.key_names} differ from {model.key_names}")
+        # A genre-only model: each genre's vector goes to all its keys, which start equal.
+        state["class_embedding.weight"] = state["class_embedding.weight"].repeat_interleave(len(model.key_names), 0)
     try:
-        model.unet.load_state_dict(source.unet.float().state_dict())
+        model.unet.load_state_dict(state)
     except RuntimeError as err:
         raise ValueError(f"{init_dir}: its UNet is not the shape of this size ({err})") from None
 
@@ -245,9 +313,8 @@ def _render_samples(accelerator, unet, ema, model, folder: Path, settings: Train
     try:
         model.unet = raw
         model.device, model.dtype = accelerator.device, torch.float32
-        labels = list(range(count)) if settings.class_conditional else None
-        if labels is not None:
-            labels = [label % len(model.class_names) for label in labels]
+        labels = [model.class_label(i % len(model.class_names)) for i in range(count)] \
+            if settings.class_conditional else None
         images = decode_images(model, generate(model, list(range(count)), steps=settings.sample_steps,
                                                class_labels=labels))
         audio = MelCodec(model.mel).images_to_audio(images, device=accelerator.device)

@@ -9,9 +9,8 @@ librosa uses) run on a whole batch, in place, with an STFT pair written on
 ``torch.istft`` on 2 CPU threads, same result to 4e-6). The STFT matches
 librosa's: periodic Hann window, centred frames, zero padding.
 
-No librosa here: the filterbank is built in numpy (Slaney scale and norm,
-librosa's defaults; a test checks it against ``librosa.filters.mel``), so the
-GPU path needs only torch and numpy.
+No librosa here: the filterbank is built in numpy (``bands.py``), so the GPU
+path needs only torch and numpy.
 """
 
 from __future__ import annotations
@@ -21,43 +20,16 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-
-def _hz_to_mel(hz):
-    # Slaney: linear below 1 kHz, logarithmic above.
-    hz = np.asarray(hz, dtype=np.float64)
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
-    return np.where(hz >= min_log_hz, min_log_mel + np.log(np.maximum(hz, 1e-10) / min_log_hz) / logstep,
-                    hz / f_sp)
-
-
-def _mel_to_hz(mel):
-    mel = np.asarray(mel, dtype=np.float64)
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
-    return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
-
-
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
-    """Triangular Slaney-normalised mel filters, shape (n_mels, 1 + n_fft // 2), float32."""
-    fft_freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    mel_freqs = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2.0), n_mels + 2))
-    widths = np.diff(mel_freqs)
-    ramps = mel_freqs[:, None] - fft_freqs[None, :]
-    lower = -ramps[:-2] / widths[:-1, None]
-    upper = ramps[2:] / widths[1:, None]
-    weights = np.maximum(0.0, np.minimum(lower, upper))
-    weights *= (2.0 / (mel_freqs[2:] - mel_freqs[:-2]))[:, None]
-    return weights.astype(np.float32)
+from .bands import filterbank
 
 
 class GriffinLim:
-    """Inverts batches of mel power spectrograms for one codec config on one device."""
+    """Inverts batches of band power spectrograms (mel or semitone rows) for one codec config on one device."""
 
-    def __init__(self, sample_rate: int, n_fft: int, hop_length: int, n_mels: int, device="cpu"):
+    def __init__(self, sample_rate: int, n_fft: int, hop_length: int, n_mels: int, device="cpu", scale: str = "mel"):
         self.n_fft, self.hop_length = n_fft, hop_length
         self.device = torch.device(device)
-        basis = torch.from_numpy(mel_filterbank(sample_rate, n_fft, n_mels)).double()
+        basis = torch.from_numpy(filterbank(scale, sample_rate, n_fft, n_mels)).double()
         self.inverse_basis = torch.linalg.pinv(basis).float().to(self.device)  # (freqs, mels)
         self.window = torch.hann_window(n_fft, periodic=True, device=self.device)
         self._overlap = -(-n_fft // hop_length)  # hops a window spans (rounded up)
@@ -66,7 +38,7 @@ class GriffinLim:
     @classmethod
     def for_config(cls, config, device=None) -> "GriffinLim":
         return _cached(config.sample_rate, config.n_fft, config.hop_length, config.y_res,
-                       str(torch.device(device or "cpu")))
+                       str(torch.device(device or "cpu")), config.frequency_scale)
 
     def mel_to_magnitude(self, mel_power: torch.Tensor) -> torch.Tensor:
         """(B, mels, frames) mel power -> (B, freqs, frames) linear magnitude."""
@@ -141,19 +113,19 @@ class GriffinLim:
 
 
 @lru_cache(maxsize=8)
-def _cached(sample_rate, n_fft, hop_length, n_mels, device) -> GriffinLim:
-    return GriffinLim(sample_rate, n_fft, hop_length, n_mels, device)
+def _cached(sample_rate, n_fft, hop_length, n_mels, device, scale) -> GriffinLim:
+    return GriffinLim(sample_rate, n_fft, hop_length, n_mels, device, scale)
 
 
 def spectral_convergence(audio: np.ndarray, mel_power: np.ndarray, config) -> float:
-    """||mel(audio) - target|| / ||target|| on mel magnitudes, scale-free.
+    """||bands(audio) - target|| / ||target|| on band magnitudes, scale-free.
 
     Both signals are compared after fitting the best gain, because the image
     keeps no absolute level. Lower is better; used to compare inverters.
     """
     gl = GriffinLim.for_config(config)
     spec = gl.stft(torch.as_tensor(np.asarray(audio, np.float32))).transpose(-1, -2)
-    basis = torch.from_numpy(mel_filterbank(config.sample_rate, config.n_fft, config.y_res))
+    basis = torch.from_numpy(filterbank(config.frequency_scale, config.sample_rate, config.n_fft, config.y_res))
     got = torch.matmul(basis, spec.abs() ** 2).sqrt().numpy().astype(np.float64)
     want = np.sqrt(np.asarray(mel_power, dtype=np.float64))
     frames = min(got.shape[-1], want.shape[-1])

@@ -10,6 +10,11 @@ data sets made with it work here unchanged:
 * ``power_to_db(ref=max, top_db)`` then ``(dB + top_db) * 255 / top_db``,
   clipped and rounded to uint8; row 0 is the lowest band.
 
+A codec may instead put its rows on the ``semitone`` scale (``frequency_scale``
+in ``mel_config.json``, see ``bands.py``), fine enough to keep a loop's key at
+64 rows; the rest is the same. diffusers' ``Mel`` ignores that setting and would
+encode such a model's images on the mel scale.
+
 Image to audio is ours: a batched fast Griffin-Lim in torch that runs on the
 model's device (see ``griffinlim.py``). The image keeps no absolute level
 (``ref=max``), so decoded audio is peak-normalised.
@@ -24,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..jsonfile import read_json_object
+from .bands import SCALES, filterbank
 
 CONFIG_NAME = "mel_config.json"
 
@@ -43,9 +49,15 @@ class MelConfig:
     hop_length: int = 512
     top_db: int = 80
     n_iter: int = 32
+    frequency_scale: str = "mel"  # or "semitone" (bands.py); not one of teticio's settings
 
     def __post_init__(self):
+        if self.frequency_scale not in SCALES:
+            raise CodecError(f"mel config: frequency_scale must be one of {', '.join(SCALES)}, "
+                             f"got {self.frequency_scale!r}")
         for f in fields(self):
+            if f.name == "frequency_scale":
+                continue
             value = getattr(self, f.name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
                 raise CodecError(f"mel config: {f.name} must be a positive integer, got {value!r}")
@@ -77,7 +89,10 @@ class MelConfig:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / CONFIG_NAME
-        data = {"_class_name": "Mel", "_diffusers_version": _diffusers_version(), **asdict(self)}
+        settings = asdict(self)
+        if self.frequency_scale == "mel":  # teticio's layout exactly, for the models that match it
+            del settings["frequency_scale"]
+        data = {"_class_name": "Mel", "_diffusers_version": _diffusers_version(), **settings}
         path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
         return path
 
@@ -112,14 +127,19 @@ class MelCodec:
 
     def audio_to_image(self, audio_slice: np.ndarray) -> np.ndarray:
         """One slice of mono audio -> uint8 image (y_res, x_res), row 0 = lowest band."""
+        return self.mel_power_to_image(self.band_power(audio_slice))
+
+    def band_power(self, audio: np.ndarray, hop_length: int | None = None) -> np.ndarray:
+        """Power in each of the codec's bands (y_res, frames) of mono audio, at ``hop_length`` (default the codec's)."""
         import librosa  # imported here: decoding and the live engine do not need it
 
         cfg = self.config
-        power = librosa.feature.melspectrogram(
-            y=np.asarray(audio_slice), sr=cfg.sample_rate, n_fft=cfg.n_fft,
-            hop_length=cfg.hop_length, n_mels=cfg.y_res,
-        )
-        return self.mel_power_to_image(power)
+        hop = hop_length or cfg.hop_length
+        if cfg.frequency_scale == "mel":  # librosa's own call: the same pixels as teticio's codec
+            return librosa.feature.melspectrogram(y=np.asarray(audio), sr=cfg.sample_rate, n_fft=cfg.n_fft,
+                                                  hop_length=hop, n_mels=cfg.y_res)
+        spectrum = np.abs(librosa.stft(np.asarray(audio), n_fft=cfg.n_fft, hop_length=hop)) ** 2
+        return filterbank(cfg.frequency_scale, cfg.sample_rate, cfg.n_fft, cfg.y_res) @ spectrum
 
     def mel_power_to_image(self, power: np.ndarray) -> np.ndarray:
         """Mel power (y_res, frames) -> uint8 image: dB below its loudest cell, ``top_db`` deep."""

@@ -42,6 +42,9 @@ ARCHITECTURES = {
     # 2.5M parameters, 64 mel bands, narrow first level: a training step 6x cheaper than "tiny"
     # on a 2-core CPU (3 s vs 19 s at batch 16, measured here). The shipped CPU-trained models.
     "lite": Architecture(MelConfig(x_res=256, y_res=64), (16, 32, 64, 128), norm_num_groups=8),
+    # "lite" on the semitone scale (audio/bands.py): its 64 rows keep a loop's key, for key-conditioned models.
+    "lite-keys": Architecture(MelConfig(x_res=256, y_res=64, frequency_scale="semitone"), (16, 32, 64, 128),
+                              norm_num_groups=8),
     # 2.5M parameters, 64 mel bands (DESIGN.md's measured tiny config).
     "tiny": Architecture(MelConfig(x_res=256, y_res=64), (32, 64, 128)),
     # 10.7M parameters, 128 mel bands (DESIGN.md's measured config).
@@ -53,17 +56,23 @@ ARCHITECTURES = {
 
 
 def new_model(architecture: str | Architecture, *, class_names: list[str] | None = None,
-              scheduler: str = "DDPMScheduler", seed: int = 0, num_train_timesteps: int = 1000) -> LoopModel:
-    """A randomly initialised model (deterministic per ``seed``) on the CPU, fp32."""
+              key_names: list[str] | None = None, scheduler: str = "DDPMScheduler", seed: int = 0,
+              num_train_timesteps: int = 1000) -> LoopModel:
+    """A randomly initialised model (deterministic per ``seed``) on the CPU, fp32. With ``key_names``
+    (Camelot codes and "any") it is key-conditioned: a class label for each genre and key."""
     import diffusers
     import torch
     from diffusers import UNet2DModel
 
     arch = ARCHITECTURES[architecture] if isinstance(architecture, str) else architecture
     torch.manual_seed(seed)
-    unet = UNet2DModel(**arch.unet_config(len(class_names) if class_names else None))
+    if key_names and not class_names:
+        raise ValueError("a key-conditioned model needs genre names too (one label a genre and key)")
+    labels = len(class_names) * max(1, len(key_names or [])) if class_names else None
+    unet = UNet2DModel(**arch.unet_config(labels))
     sched = getattr(diffusers, scheduler)(num_train_timesteps=num_train_timesteps)
-    return LoopModel(unet=unet.eval(), scheduler=sched, mel=arch.mel, class_names=list(class_names or []))
+    return LoopModel(unet=unet.eval(), scheduler=sched, mel=arch.mel, class_names=list(class_names or []),
+                     key_names=list(key_names or []))
 
 
 def parameter_count(model: LoopModel) -> int:

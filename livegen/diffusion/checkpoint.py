@@ -33,6 +33,7 @@ from .cpu import keep_freed_memory, use_winograd
 
 WEIGHTS_NAME = "diffusion_pytorch_model"
 EXTRA_NAME = "livegen.json"
+ANY_KEY = "any"  # a key-conditioned model's label for "no key asked for" (trained on a share of clips)
 
 
 class CheckpointError(RuntimeError):
@@ -87,6 +88,7 @@ class LoopModel:
     mel: MelConfig
     vqvae: torch.nn.Module | None = None
     class_names: list[str] = field(default_factory=list)
+    key_names: list[str] = field(default_factory=list)  # a key-conditioned model's keys (Camelot), then "any"
     extra: dict = field(default_factory=dict)
     path: Path | None = None
     hub_id: str | None = None  # where it came from, when named by its Hub id
@@ -184,23 +186,36 @@ class LoopModel:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def class_label(self, genre: str | int | None) -> int | None:
-        """A genre name or index -> the class label; None for unconditional models."""
+    @property
+    def is_key_conditional(self) -> bool:
+        """Trained with each clip's key beside its genre (``livegen.json`` "key_names")."""
+        return bool(self.key_names)
+
+    def class_label(self, genre: str | int | None, key: str | None = None) -> int | None:
+        """A genre name or index (and, for a key-conditioned model, a Camelot key) -> the class label;
+        None for unconditional models. A key-conditioned model's label is genre x keys + key, its
+        "any" key where none is asked for; other models make no key and ignore one."""
         if not self.is_class_conditional:
             if genre is not None:
                 raise CheckpointError(f"{self.name}: not class-conditional, so it takes no genre label ({genre!r})")
             return None
         if genre is None:
-            return 0
-        if isinstance(genre, int) or str(genre).isdigit():
+            index = 0
+        elif isinstance(genre, int) or str(genre).isdigit():
             index = int(genre)
         elif genre in self.class_names:
             index = self.class_names.index(genre)
         else:
             raise CheckpointError(f"{self.name}: no genre {genre!r}; it knows {self.class_names}")
-        if not 0 <= index < self.unet.config.num_class_embeds:
-            raise CheckpointError(f"{self.name}: class label {index} out of range 0..{self.unet.config.num_class_embeds - 1}")
-        return index
+        genres = len(self.class_names) if self.key_names else self.unet.config.num_class_embeds
+        if not 0 <= index < genres:
+            raise CheckpointError(f"{self.name}: class label {index} out of range 0..{genres - 1}")
+        if not self.key_names:
+            return index
+        wanted = ANY_KEY if key is None else key
+        if wanted not in self.key_names:
+            raise CheckpointError(f"{self.name}: no key {wanted!r}; it knows {', '.join(self.key_names)}")
+        return index * len(self.key_names) + self.key_names.index(wanted)
 
     # ------------------------------------------------------------------ save
     def save(self, path: str | Path, *, safe_serialization: bool = True, max_shard_size: str | int = "10GB") -> Path:
@@ -228,6 +243,8 @@ class LoopModel:
         extra = dict(self.extra)
         if self.class_names:
             extra["class_names"] = list(self.class_names)
+        if self.key_names:
+            extra["key_names"] = list(self.key_names)
         if extra:
             (path / EXTRA_NAME).write_text(json.dumps(extra, indent=2, sort_keys=True) + "\n")
         self.path = path
@@ -353,14 +370,22 @@ def load_model(path: str | Path, device=None, precision: str = "auto", winograd:
         vqvae = _load_network(path / "vqvae", AutoencoderKL)
     extra = _read_json(path / EXTRA_NAME) if (path / EXTRA_NAME).exists() else {}
     class_names = [str(n) for n in extra.pop("class_names", [])]
+    key_names = [str(n) for n in extra.pop("key_names", [])]
     model = LoopModel(unet=unet, scheduler=scheduler, mel=mel, vqvae=vqvae, class_names=class_names,
-                      extra=extra, path=path, hub_id=hub_id)
+                      key_names=key_names, extra=extra, path=path, hub_id=hub_id)
     _check_shapes(model)
     return model.to(device, precision, winograd)
 
 
 def _check_shapes(model: LoopModel) -> None:
     channels, height, width = model.sample_shape
+    if model.key_names:
+        labels = len(model.class_names) * len(model.key_names)
+        if ANY_KEY not in model.key_names or model.unet.config.num_class_embeds != labels:
+            raise CheckpointError(
+                f"{model.path / EXTRA_NAME}: {len(model.class_names)} genres x {len(model.key_names)} keys "
+                f"(with {ANY_KEY!r}) need {labels} class labels; unet/config.json has "
+                f"{model.unet.config.num_class_embeds}")
     if model.vqvae is None:
         if (height, width) != (model.mel.y_res, model.mel.x_res) or channels != 1:
             raise CheckpointError(

@@ -33,13 +33,15 @@ class LoopInfo:
     steps = property(lambda self: self.request.steps)
     sampler = property(lambda self: self.request.sampler)
     eta = property(lambda self: self.request.eta)
+    asked_key = property(lambda self: self.request.asked_key)
 
     def describe(self) -> dict:
         return {"id": self.loop_id, "genre": self.genre, "seed": self.seed, "mode": self.mode,
                 "bpm": round(self.bpm, 3), "bars": self.bars, "steps": self.steps, "sampler": self.sampler,
                 "eta": self.eta, "width": self.width, "slot": self.slot, "frames": self.frames,
                 "loudness": None if self.loudness is None else round(self.loudness, 2), "gain_db": round(self.gain_db, 2),
-                "key": self.key, "key_confidence": self.key_confidence, "pitch_shift": self.pitch_shift}
+                "key": self.key, "key_confidence": self.key_confidence, "pitch_shift": self.pitch_shift,
+                "asked_key": self.asked_key}
 
 
 @dataclass

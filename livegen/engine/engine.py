@@ -573,10 +573,10 @@ class Engine:
                               bpm=self.target_bpm,
                               mode=mode, source_id=source.loop_id if source else None, strength=strength,
                               target_seed=target_seed, max_bars=max_bars or self.max_bars,
-                              key=self.set_key.shift_target())
+                              key=self.set_key.shift_target(), asked_key=self.set_key.asked_key())
         if source is not None and mode == "recut":  # same loop, same recipe: only tempo, length or pitch moves
             request = replace(request, seed=source.seed, steps=source.steps, sampler=source.sampler, eta=source.eta,
-                              source_mode=source.mode, width=source.width,
+                              source_mode=source.mode, width=source.width, asked_key=source.asked_key,
                               pitch_shift=source.pitch_shift if pitch_shift is None else pitch_shift)
             self._restretched[request.loop_id] = source
         self._in_flight[request.loop_id] = request
@@ -686,7 +686,7 @@ class Engine:
                                 "beat": position.beat, "grid_sample": round(self.transport.sample_of_beat(
                                     self.transport.beat_at(at))), "genre": info.genre, "seed": info.seed,
                                 "mode": info.mode, "key": info.key, "pitch_shift": info.pitch_shift,
-                                "from": previous.loop_id if previous else None})
+                                "asked_key": info.asked_key, "from": previous.loop_id if previous else None})
             if self.set_key.learn(info.key):
                 self._note(f"set key {key_label(info.key)}, from loop {loop_id}", kind="set_key")
                 self._keep_to_key()

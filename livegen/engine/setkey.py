@@ -5,16 +5,18 @@ the Camelot wheel, or the relative; a loop with no key mixes with any) and lets 
 worker makes more; ``shift`` has the worker move each new loop that does not by up to
 ``MOST_SEMITONES`` to a key that does (loops it cannot move are let go as in ``pick``); ``off``
 shows keys and keeps none. ``auto`` takes the key of the first loop with one that launches.
+While a key is kept, a key-conditioned model is asked to make its loops in it (``asked_key``), so
+pick and shift have less to do.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..loops.key import Key, compatible, key_label, parse_key
+from ..loops.key import MOST_SEMITONES, Key, compatible, key_label, parse_key
 
 KEY_MODES = ("pick", "shift", "off")
-MOST_SEMITONES = 3  # further, a shift is heard in the drums and the timbre
+__all__ = ["KEY_MODES", "MOST_SEMITONES", "SetKey"]
 
 
 @dataclass
@@ -93,6 +95,10 @@ class SetKey:
     def shift_target(self) -> str | None:
         """The key a new loop is to be shifted to fit (``shift`` mode, once the set has a key)."""
         return self.key.camelot if self.mode == "shift" and self.key is not None else None
+
+    def asked_key(self) -> str | None:
+        """The key a key-conditioned model is asked to make new loops in: the set's, while it is kept."""
+        return self.key.camelot if self.mode != "off" and self.key is not None else None
 
     def describe(self) -> dict:
         return {"key": self.key.camelot if self.key else None, "label": key_label(self.key.camelot) if self.key

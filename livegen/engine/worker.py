@@ -47,6 +47,7 @@ class LoopRequest:
     max_bars: int = 4  # the longest loop to cut (1, 2 or 4 bars); a slice too short for it gives fewer
     width: int | None = None  # model-space columns to draw at (a recut's remake: its source's); None: the canvas's
     key: str | None = None  # shift the loop to fit this key (Camelot code) if its own does not; None: leave it
+    asked_key: str | None = None  # the key a key-conditioned model is asked for (Camelot code); None: any key
     pitch_shift: int = 0  # move the loop by exactly this many semitones (a recut of a shifted loop, key up/down)
 
 
@@ -239,7 +240,8 @@ class Worker:
         news: dict[tuple, list[LoopRequest]] = {}
         for request in sorted(batch, key=lambda r: r.mode != "recut"):
             if request.mode == "new":
-                key = (request.genre, request.steps, request.sampler, request.eta, self._width(request))
+                key = (request.genre, request.asked_key, request.steps, request.sampler, request.eta,
+                       self._width(request))
                 news.setdefault(key, []).append(request)
             else:
                 yield [request]
@@ -313,7 +315,6 @@ class Worker:
         from ..loops.key import fit_key, parse_key, with_key
         from ..loops.loudness import level
         from ..loops.prep import shift_pitch
-        from .setkey import MOST_SEMITONES
 
         def finish(made):
             made = made if self.config.loudness is None else level(made, self.config.loudness)
@@ -323,7 +324,7 @@ class Worker:
         if request.pitch_shift:
             return finish(replace(shift_pitch(loop, request.pitch_shift), pitch_shift=request.pitch_shift))
         if request.key is not None and loop.key_confidence is not None:
-            moved = fit_key(loop, parse_key(request.key), MOST_SEMITONES)
+            moved = fit_key(loop, parse_key(request.key))
             return loop if moved is loop else finish(moved)
         return loop
 
@@ -348,7 +349,7 @@ class Worker:
                                           morph, seed_generators)
 
         head = group[0]
-        label = model.class_label(self.config.genres[head.genre].label)
+        label = model.class_label(self.config.genres[head.genre].label, head.asked_key)  # other models ignore the key
         labels = None if label is None else [label] * len(group)
         seeds = [r.seed for r in group]
         source = self.sources.get(head.source_id)

@@ -44,6 +44,7 @@ DEFAULT_METHOD = "net"  # well ahead of every profile on the demo corpus (bench/
 # A best correlation under this: no key. Noise reads near 0, but the demo corpus's pitched drum kits
 # alone reach 0.25-0.62 (median 0.44) against 0.35-0.87 for its tonal clips: the line is not clean.
 NO_KEY_BELOW = 0.5
+MOST_SEMITONES = 3  # the furthest a loop is moved to fit a key: further, a shift is heard in the drums and the timbre
 
 
 class Key(NamedTuple):
@@ -73,6 +74,11 @@ class Key(NamedTuple):
     def relative(self) -> "Key":
         """The key with the same notes in the other mode (A minor <-> C major)."""
         return Key((self.tonic + (3 if self.minor else -3)) % 12, not self.minor)
+
+
+# Every key's Camelot code round the wheel, minor then major: the order of a key-conditioned
+# model's key labels (``LoopModel.key_names``, after which comes "any").
+KEY_CODES = tuple(f"{number}{letter}" for letter in "AB" for number in range(1, 13))
 
 
 def camelot_number(key: Key) -> int:
@@ -169,7 +175,7 @@ def with_key(loop, method: str = DEFAULT_METHOD):
                    key_confidence=round(estimate.confidence, 3))
 
 
-def fit_key(loop, target: Key, most_semitones: int):
+def fit_key(loop, target: Key, most_semitones: int = MOST_SEMITONES):
     """``loop`` (its key estimated) moved by the fewest semitones, at most ``most_semitones``, that
     make its key mix with ``target``; as it was when it mixes already, has no key, or no such move
     exists. Estimate the key again after a move: the estimate, not the arithmetic, is what plays."""

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from livegen.audio import CodecError, MelCodec, MelConfig
-from livegen.audio.griffinlim import GriffinLim, mel_filterbank, spectral_convergence
+from livegen.audio.bands import mel_filterbank
+from livegen.audio.griffinlim import GriffinLim, spectral_convergence
 from tests.synth import drum_pattern
 
 CONFIGS = [MelConfig(), MelConfig(x_res=256, y_res=128), MelConfig(x_res=64, y_res=32, n_fft=512, hop_length=256)]
@@ -118,3 +119,56 @@ def test_more_iterations_converge_further():
 def test_inverter_is_cached_per_config_and_device():
     config = CONFIGS[2]
     assert GriffinLim.for_config(config) is GriffinLim.for_config(config, device=torch.device("cpu"))
+
+
+SEMITONE = MelConfig(y_res=64, frequency_scale="semitone")  # the "lite-keys" codec
+
+
+def _tone(notes, seconds=3.0, sample_rate=22050):
+    """Organ-like notes (MIDI numbers): each a fundamental and two partials."""
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    return sum(0.1 / k * np.sin(2 * np.pi * k * 440.0 * 2 ** ((n - 69) / 12) * t)
+               for n in notes for k in (1, 2, 3)).astype(np.float32)
+
+
+def test_semitone_rows_are_bins_below_the_chords_then_tempered_pitches():
+    from livegen.audio.bands import SEMITONE_TOP, band_edges
+
+    edges = band_edges("semitone", 22050, 2048, 64)
+    assert len(edges) == 66 and np.all(np.diff(edges) > 0) and edges[-1] == 11025
+    bin_hz = 22050 / 2048
+    low = edges[edges < 180]
+    np.testing.assert_allclose(np.diff(low), bin_hz)  # kick and bass: the STFT's own bins
+    pitched = edges[(edges > 190) & (edges <= SEMITONE_TOP)]
+    midi = 69 + 12 * np.log2(pitched / 440.0)
+    np.testing.assert_allclose(midi, np.round(midi), atol=1e-9)  # on the notes, a semitone apart
+    np.testing.assert_allclose(np.diff(np.round(midi)), 1)
+
+
+def test_a_semitone_image_tells_neighbouring_notes_apart_where_a_mel_image_cannot():
+    semitone, mel = MelCodec(SEMITONE), MelCodec(MelConfig(y_res=64))
+
+    def loudest_row(codec, note):
+        return int(codec.audio_to_images(_tone([note]))[0][:, 20:-20].mean(axis=1).argmax())
+
+    octave = range(57, 69)  # A3 .. G#4, where the demo corpus's chords sit
+    rows = [loudest_row(semitone, note) for note in octave]
+    np.testing.assert_array_equal(np.diff(rows), 1)  # each note a row up from the last
+    assert len({loudest_row(mel, note) for note in octave}) <= 5  # 64 mel rows are ~60 Hz wide here
+
+
+def test_semitone_codec_round_trip_and_config(tmp_path):
+    codec = MelCodec(SEMITONE)
+    audio = _signal(6.5) + _tone([57, 60, 64], 6.5)
+    image = codec.audio_to_images(audio)[0]
+    assert image.shape == (64, 256) and image.dtype == np.uint8
+    clip = codec.images_to_audio(image)
+    assert spectral_convergence(clip, codec.image_to_mel_power(image).numpy(), SEMITONE) < 0.5
+    assert GriffinLim.for_config(SEMITONE) is not GriffinLim.for_config(MelConfig(y_res=64))
+    SEMITONE.save(tmp_path / "semitone")
+    assert MelConfig.load(tmp_path / "semitone") == SEMITONE
+    MelConfig(y_res=64).save(tmp_path / "mel")  # a mel config stays in teticio's layout
+    assert "frequency_scale" not in (tmp_path / "mel" / "mel_config.json").read_text()
+    (tmp_path / "mel_config.json").write_text('{"y_res": 64, "frequency_scale": "bark"}')
+    with pytest.raises(CodecError, match=r"mel_config\.json.*frequency_scale.*bark"):
+        MelConfig.load(tmp_path)

@@ -36,12 +36,12 @@ def alive(pid: int) -> bool:
 class RunningWorker:
     """The real worker in a spawned process, with its prep processes, as the engine starts it."""
 
-    def __init__(self, prep_processes: int):
+    def __init__(self, prep_processes: int, genres: dict | None = None):
         self.bank = LoopBank(4, slot_frames_for(48000, 60.0))
         context = multiprocessing.get_context("spawn")
         down_recv, self.requests = context.Pipe(duplex=False)
         self.results, up_send = context.Pipe(duplex=False)
-        config = WorkerConfig(genres={"techno": load_genre("techno-fast")}, bank_name=self.bank.name,
+        config = WorkerConfig(genres=genres or {"techno": load_genre("techno-fast")}, bank_name=self.bank.name,
                               bank_slots=self.bank.slots, bank_frames=self.bank.slot_frames, sample_rate=48000,
                               prep_processes=prep_processes)
         self.process = context.Process(target=worker_main, args=(config, down_recv, up_send))
@@ -151,6 +151,25 @@ def test_a_recut_with_a_pitch_shift_is_the_same_loop_moved_and_every_loop_carrie
         assert moved.frames == made.frames
         audio = [np.array(worker.bank.view(ready.request.slot, ready.frames)) for ready in (made, moved)]
         assert not np.allclose(audio[0], audio[1], atol=1e-3)
+
+
+def test_a_key_conditioned_model_is_asked_for_the_requests_key(key_model_dir):
+    """The set's key reaches the model: the same seed in another asked key is another loop, in the same
+    key the same loop; a model without keys makes its loop whatever key is asked (test above)."""
+    import numpy as np
+
+    from livegen.presets import GenrePreset
+
+    preset = GenrePreset("techno", key_model_dir, label="techno", steps=2)
+    with RunningWorker(prep_processes=0, genres={"techno": preset}) as worker:
+        worker.ready()
+        asked = [worker.make(LoopRequest(n, n, "techno", seed=5, steps=2, sampler="ddim", bpm=128.0, mode="new",
+                                         asked_key=key))
+                 for n, key in enumerate(("8A", "8A", "3B", None))]
+        audio = [np.array(worker.bank.view(ready.request.slot, ready.frames)) for ready in asked]
+        assert np.array_equal(audio[0], audio[1])
+        for other in (audio[2], audio[3]):
+            assert other.shape != audio[0].shape or not np.allclose(other, audio[0], atol=1e-4)
 
 
 def test_the_supervisor_restarts_a_dead_worker_ever_more_slowly_while_it_keeps_dying():

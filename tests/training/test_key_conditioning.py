@@ -1,0 +1,153 @@
+"""A key-conditioned model: keys in the data set, training with genre and key labels, asking for a key."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile
+
+from livegen.diffusion import load_model
+from livegen.diffusion.architectures import ARCHITECTURES
+from livegen.diffusion.checkpoint import ANY_KEY, CheckpointError
+from livegen.loops.key import KEY_CODES, estimate_key
+from tests.synth import drum_pattern
+from training.prepare import load_split, prepare
+from training.train import TrainSettings, train
+
+KEYS = {("techno", 0): "Am", ("techno", 1): "C", ("techno", 2): None, ("hiphop", 0): "F#m", ("hiphop", 1): "8B"}
+
+
+def _chord(notes, seconds, rate=22050):
+    t = np.arange(int(seconds * rate)) / rate
+    return sum(0.05 * np.sin(2 * np.pi * 440.0 * 2 ** ((n - 69) / 12) * t) for n in notes).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def keyed_data(tmp_path_factory):
+    """Two genres of one-bar grid windows (micro's 64 frames); sidecars name the key of most files, one
+    says none (drums alone), and one file's key is left to the estimator."""
+    from livegen.loops.grid import Grid
+
+    root = tmp_path_factory.mktemp("keyed")
+    for genre in ("techno", "hiphop"):
+        (root / "audio" / genre).mkdir(parents=True)
+        for i in range(3):
+            audio = drum_pattern(150, 5.0, offset=0.0, seed=i) + _chord((57, 60, 64), 5.0)
+            soundfile.write(root / "audio" / genre / f"{i}.wav", audio, 22050)
+            facts = {"bpm": 150, **({"key": KEYS[genre, i]} if (genre, i) in KEYS else {})}
+            (root / "audio" / genre / f"{i}.json").write_text(json.dumps(facts))
+    prepare(root / "audio", root / "data", ARCHITECTURES["micro"].mel, grid=Grid(beats_per_bar=4, bars=1,
+                                                                                 frames_per_beat=16),
+            log=lambda m: None)
+    return root
+
+
+def test_prepare_records_each_slices_key(keyed_data):
+    rows = load_split(keyed_data / "data")
+    by_file = {}
+    for file, key, start in zip(rows.files, rows.keys, rows.starts):
+        by_file.setdefault(file, []).append((key, start))
+    assert {k for k, _ in by_file["techno/0.wav"]} == {"8A"}  # Am, from the sidecar
+    assert {k for k, _ in by_file["techno/1.wav"]} == {"8B"}  # C
+    assert {k for k, _ in by_file["techno/2.wav"]} == {""}  # "key": null: no key
+    assert {k for k, _ in by_file["hiphop/0.wav"]} == {"11A"}  # F#m
+    # no sidecar key: each slice is read by the key estimator, over that slice's audio
+    audio, rate = soundfile.read(keyed_data / "audio" / "hiphop" / "2.wav", dtype="float32")
+    seconds = 4 * 60 / 150  # a bar
+    for key, start in by_file["hiphop/2.wav"]:
+        estimate = estimate_key(audio[int(start * rate):int((start + seconds) * rate)], rate).key
+        assert key == ("" if estimate is None else estimate.camelot)
+
+
+def test_a_bad_sidecar_key_names_the_file(tmp_path):
+    (tmp_path / "audio" / "techno").mkdir(parents=True)
+    soundfile.write(tmp_path / "audio" / "techno" / "a.wav", drum_pattern(128, 2.0), 22050)
+    (tmp_path / "audio" / "techno" / "a.json").write_text(json.dumps({"key": "H minor"}))
+    messages = []
+    with pytest.raises(ValueError, match="no usable slices"):
+        prepare(tmp_path / "audio", tmp_path / "data", ARCHITECTURES["micro"].mel, log=messages.append)
+    assert any("a.json" in m and "H minor" in m for m in messages)
+
+
+@pytest.fixture(scope="module")
+def keyed_model(keyed_data, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("keyed-model") / "model"
+    settings = TrainSettings(size="micro", class_conditional=True, key_conditional=True, batch_size=4, max_steps=3,
+                             warmup_steps=1, save_every=2, lr=1e-3)
+    train(keyed_data / "data", folder, settings, log=lambda m: None)
+    return folder
+
+
+def test_a_key_conditioned_model_saves_one_label_per_genre_and_key(keyed_model):
+    model = load_model(keyed_model, "cpu")
+    assert model.is_key_conditional and model.key_names == [*KEY_CODES, ANY_KEY]
+    assert model.class_names == ["hiphop", "techno"]
+    assert model.unet.config.num_class_embeds == 2 * 25  # diffusers' own UNet2DModel, one table
+    assert model.class_label("techno", "8A") == 1 * 25 + KEY_CODES.index("8A")
+    assert model.class_label("techno") == 1 * 25 + 24  # no key asked: "any"
+    with pytest.raises(CheckpointError, match="no key 'Am'"):  # labels are Camelot codes
+        model.class_label("techno", "Am")
+    # Trained as a genre vector plus a key vector: every genre moves the same way between two keys.
+    table = model.unet.class_embedding.weight.detach().reshape(2, 25, -1)
+    between_keys = table[:, KEY_CODES.index("8A")] - table[:, KEY_CODES.index("3B")]
+    assert between_keys.abs().max() > 1e-6  # the keys were learnt apart ...
+    assert (between_keys[0] - between_keys[1]).abs().max() < 1e-5  # ... alike for both genres
+
+
+def test_asking_for_a_key_changes_the_loop(keyed_model):
+    from livegen.diffusion import generate
+
+    model = load_model(keyed_model, "cpu")
+    images = [generate(model, [5], steps=2, class_labels=[model.class_label("techno", key)])
+              for key in ("8A", "8A", "2B")]
+    assert np.array_equal(images[0].numpy(), images[1].numpy())  # a seed and key make one loop
+    assert not np.allclose(images[0].numpy(), images[2].numpy())
+
+
+def test_key_conditioning_starts_from_a_genre_model_and_needs_keys_and_genres(keyed_data, tmp_path):
+    start = tmp_path / "genres"
+    train(keyed_data / "data", start, TrainSettings(size="micro", class_conditional=True, batch_size=4,
+                                                    max_steps=1, warmup_steps=1), log=lambda m: None)
+    warm = tmp_path / "keys"
+    train(keyed_data / "data", warm, TrainSettings(size="micro", class_conditional=True, key_conditional=True,
+                                                   batch_size=4, max_steps=1, warmup_steps=1, lr=1e-9,
+                                                   init=str(start)), log=lambda m: None)
+    genres = load_model(start, "cpu").unet.class_embedding.weight.detach()
+    keys = load_model(warm, "cpu").unet.class_embedding.weight.detach().reshape(2, 25, -1)
+    for genre in range(2):  # every key of a genre starts at that genre's vector
+        assert (keys[genre] - genres[genre]).abs().max() < 1e-4
+    with pytest.raises(ValueError, match="needs --class-conditional"):
+        train(keyed_data / "data", tmp_path / "x", TrainSettings(size="micro", key_conditional=True, max_steps=1),
+              log=lambda m: None)
+
+
+def test_hits_count_keys_that_mix_and_no_key_misses():
+    from livegen.loops.key import parse_key
+    from training.keyeval import score_reads
+
+    reads = [parse_key(k) for k in ("8A", "9A", "8B", "3A")] + [None]
+    hit, exact, no_key = score_reads(reads, [parse_key("8A")] * 5)
+    assert (hit, exact, no_key) == (0.6, 0.2, 0.2)  # same, a step round the wheel, relative; 3A and none miss
+
+
+def test_key_eval_asks_each_key_and_scores_the_loops_made_without_one(keyed_data, keyed_model, tmp_path):
+    from training.__main__ import main
+    from training.keyeval import measure_key_hits
+
+    model = load_model(keyed_model, "cpu")
+    report = measure_key_hits(model, keys=["8A", "3B"], loops_per_key=2, steps=2, data_dir=keyed_data / "data")
+    assert set(report.genres) == {"hiphop", "techno"}
+    for hits in report.genres.values():
+        assert hits.loops == 4 and hits.chance_loops == 4  # a grid model's loops are all cut
+        assert 0 <= hits.hit <= 1 and 0 <= hits.exact <= hits.hit and 0 <= hits.no_key <= 1
+        assert hits.chance_hit <= 1
+    assert report.ceiling is not None and report.ceiling.loops >= 1
+    assert "| all |" in report.table()
+    out = tmp_path / "keys.json"
+    assert main(["key-eval", str(keyed_model), "--keys", "8A", "--loops-per-key", "1", "--steps", "2",
+                 "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["keys"] == ["8A"]
+    genre_only = tmp_path / "genres"
+    train(keyed_data / "data", genre_only, TrainSettings(size="micro", class_conditional=True, batch_size=4,
+                                                         max_steps=1, warmup_steps=1), log=lambda m: None)
+    assert main(["key-eval", str(genre_only), "--loops-per-key", "1"]) == 2  # not key-conditioned: said, not run
