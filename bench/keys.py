@@ -2,8 +2,8 @@
 
 Clips are rendered fresh (``training.corpus``, a seed no training used), each labelled with the key
 its chords and bass establish. Every clip is estimated as rendered, and through codecs of several
-mel band counts (its mel images inverted by Griffin-Lim as the live worker inverts a loop): what a
-generated loop of a model with that codec can at best sound like. Scored the MIREX way: 1 exact, 0.5 a fifth, 0.3
+row counts and frequency scales (its images inverted by Griffin-Lim as the live worker inverts a
+loop): what a generated loop of a model with that codec can at best sound like. Scored the MIREX way: 1 exact, 0.5 a fifth, 0.3
 relative, 0.2 parallel.
 
     .venv/bin/python bench/keys.py --clips 16 --corpus /tmp/key-corpus
@@ -25,7 +25,8 @@ use_checkout()
 
 from livegen.audio.mel import MelCodec  # noqa: E402
 from livegen.diffusion.checkpoint import load_model  # noqa: E402
-from livegen.loops.key import PROFILES, key_from_profile, mirex_score, parse_key, pitch_profile  # noqa: E402
+from livegen.loops.key import (PROFILES, compatible, key_from_profile, mirex_score, parse_key,  # noqa: E402
+                               pitch_profile)
 from livegen.loops.keynet import estimate_key_net, load_key_net  # noqa: E402
 from livegen.presets import load_genre  # noqa: E402
 from training.corpus import GENRES, RATE, build_corpus, load_kits, render_clip, render_palette  # noqa: E402
@@ -39,14 +40,17 @@ def main() -> int:
     parser.add_argument("--drums-alone", type=int, default=4, help="clips a genre of drums alone (no key)")
     parser.add_argument("--corpus", type=Path, default=Path("/tmp/livegen-key-corpus"))
     parser.add_argument("--palette", type=Path, help="a rendered note palette to reuse (corpus/.palette.npz)")
-    parser.add_argument("--bands", type=int, nargs="+", default=[64, 128, 256],
-                        help="mel bands of the codecs compared (the shipped models have 64)")
+    parser.add_argument("--codecs", nargs="+", default=["mel:64", "mel:128", "mel:256", "semitone:64"],
+                        help="codecs compared, as SCALE:ROWS (the genre models: mel:64; key-conditioned: semitone:64)")
     parser.add_argument("--output", default="keys.md")
     args = parser.parse_args()
 
     build_corpus(args.corpus, clips_per_genre=args.clips, seed=SEED, palette_cache=args.palette)
     model = load_model(load_genre("techno").model, device="cpu")
-    codecs = {f"{bands} bands": MelCodec(dataclasses.replace(model.mel, y_res=bands)) for bands in args.bands}
+    codecs = {}
+    for name in args.codecs:
+        scale, _, rows = name.partition(":")
+        codecs[f"{rows} {scale} rows"] = MelCodec(dataclasses.replace(model.mel, y_res=int(rows), frequency_scale=scale))
     rate = model.mel.sample_rate
     assert rate == RATE
     net = load_key_net()
@@ -94,27 +98,31 @@ def main() -> int:
             made = [m[method] for m in read[path]]
             scores = [mirex_score(e.key, t) for e, t in zip(made, truths)]
             exact = np.mean([e.key == t for e, t in zip(made, truths)])
+            mixes = np.mean([e.key is not None and compatible(e.key, t) for e, t in zip(made, truths)])
             none = np.mean([e.key is None for e in made])
             alone = f"{np.mean([d[method].key is None for d in drums]):.2f}" if path == "rendered" else ""
-            rows.append([method, path, f"{np.mean(scores):.3f}", f"{exact:.2f}", f"{none:.2f}", alone])
+            rows.append([method, path, f"{np.mean(scores):.3f}", f"{exact:.2f}", f"{mixes:.2f}", f"{none:.2f}", alone])
             progress(" | ".join(rows[-1]))
     modes = sum(t.minor for t in truths)
     text = machine_header("Key estimation on held-out demo-corpus clips", [
         f"clips: {len(truths)} ({args.clips} a genre, corpus seed {SEED}), {modes} minor and {len(truths) - modes} "
-        f"major, 12 s each, and {len(drums)} clips of drums alone; rendered: the clip as made; N bands: its mel "
-        "images through a codec of N bands (the shipped models': 64; otherwise their settings) and Griffin-Lim "
-        "(16 iterations, as the live worker)",
+        f"major, 12 s each, and {len(drums)} clips of drums alone; rendered: the clip as made; N mel / semitone "
+        "rows: its images through a codec of N rows on that frequency scale (the genre models': 64 mel; the "
+        "key-conditioned ones': 64 semitone, livegen/audio/bands.py; otherwise the shipped settings) and "
+        "Griffin-Lim (16 iterations, as the live worker)",
         "net: the learnt estimator (livegen.loops.keynet, livegen/loops/key-net; trained on clips of other seeds "
         "of the same corpus generator, as made, none through a codec); no key when that class wins or the winner's "
         "probability is under 0.5",
         "krumhansl, temperley, edma: template matching (livegen.loops.key.pitch_profile): the harmonic part (HPSS "
         "soft mask), librosa CQT chroma from C3 up 4 octaves, log-compressed and summed over the clip, correlated "
         "with the profile at the 12 tonics in both modes; under 0.5 correlation: no key",
-        "weighted: MIREX score (1 exact, 0.5 fifth, 0.3 relative, 0.2 parallel); exact: share right; "
+        "weighted: MIREX score (1 exact, 0.5 fifth, 0.3 relative, 0.2 parallel); exact: share right; mixes: share "
+        "read as a key that mixes with the true one (the same, a step round the Camelot wheel, the relative: "
+        "what key-eval counts as a hit); "
         "no key: share read as having none; drums alone: share of the drums-alone clips read as no key",
         f"cost, ms per second of audio (median, one thread): net {1000 * np.median([c['net'] for c in costs]):.1f}, "
         f"templates {1000 * np.median([c['profiles'] for c in costs]):.1f}",
-    ]) + "\n\n" + markdown_table(["method", "audio", "weighted", "exact", "no key", "drums alone: no key"], rows)
+    ]) + "\n\n" + markdown_table(["method", "audio", "weighted", "exact", "mixes", "no key", "drums alone: no key"], rows)
     publish(text, args.output)
     return 0
 

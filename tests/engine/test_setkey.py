@@ -22,6 +22,18 @@ def test_shift_asks_the_worker_for_the_set_key_and_off_keeps_none():
     assert SetKey.from_setting("off", "pick").describe()["mode"] == "off"
 
 
+def test_a_key_conditioned_model_is_asked_for_the_set_key_while_it_is_kept():
+    kept = SetKey.from_setting("Am", "pick")
+    assert kept.asked_key() == "8A"
+    assert SetKey.from_setting("Am", "shift").asked_key() == "8A"
+    assert SetKey.from_setting("auto", "pick").asked_key() is None  # no key yet: any key
+    kept.toggle_lock()
+    assert kept.asked_key() is None  # lock off: keys shown, none asked for
+    kept.toggle_lock()
+    kept.step(2)
+    assert kept.asked_key() == "10A"  # B minor, after key up twice
+
+
 def test_auto_takes_the_first_key_it_hears_and_keeps_it():
     rule = SetKey.from_setting("auto", "shift")
     assert rule.fits("3A") and rule.shift_target() is None  # nothing to keep to yet
