@@ -123,7 +123,7 @@ def key_net(args) -> int:
     from .key_estimator import KeyNetSettings, train_key_net
 
     settings = KeyNetSettings(clips=args.clips, steps=args.steps, batch=args.batch, lr=args.lr, width=args.width,
-                              validation_clips=args.validation_clips, seed=args.seed, codec_share=args.codec_share)
+                              validation_clips=args.validation_clips, seed=args.seed)
     figures = train_key_net(args.out, settings, palette_cache=args.palette)
     print(f"{args.out}: validation MIREX score {figures['mirex']:.3f}, exact {figures['exact']:.3f}, "
           f"drums alone read as no key {figures['no_key_right']:.3f}")
@@ -245,8 +245,6 @@ def main(argv=None) -> int:
     k.add_argument("--batch", type=int, default=32)
     k.add_argument("--lr", type=float, default=2e-3)
     k.add_argument("--width", type=int, default=8, help="channels of the first convolutions")
-    k.add_argument("--codec-share", type=float, default=0.5,
-                   help="share of clips heard through the key-holding codec, as generated loops are (default 0.5)")
     k.add_argument("--seed", type=int, default=0)
     k.add_argument("--palette", type=Path, help="a rendered note palette to reuse (a corpus's .palette.npz)")
 

@@ -3,10 +3,7 @@
 Every clip's sidecar knows its key; a share of the clips are drums alone, labelled no key. Clips are
 rendered straight to features (no files), each genre in turn, from a seed no model's corpus used.
 Training crops each clip to a loop's length (3 to 12 s) and moves it up or down by up to half an
-octave, with the label moved along, so every key is seen in every register. A share of the clips
-(``codec_share``) is heard as a generated loop is: through the key-holding codec (the semitone
-rows of "lite-keys") and the live worker's Griffin-Lim, whose phase artefacts move the estimate of
-a net that only heard clean audio.
+octave, with the label moved along, so every key is seen in every register.
 
     python -m training key-net livegen/loops/key-net  # the shipped estimator: 2400 clips, 3000 steps, width 8
 """
@@ -27,7 +24,6 @@ VALIDATION_SEED = 4343
 class KeyNetSettings:
     clips: int = 2400
     drums_only_share: float = 0.15
-    codec_share: float = 0.5
     steps: int = 3000
     batch: int = 32
     lr: float = 2e-3
@@ -37,12 +33,8 @@ class KeyNetSettings:
 
 
 def render_examples(clips: int, seed: int, drums_only_share: float, palette_cache: Path | None = None,
-                    on_clip=None, codec_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """(features (clips, BINS, frames) float16, classes (clips,)) of demo-corpus clips rendered now,
-    ``codec_share`` of them through the key-holding codec."""
-    from livegen.audio import MelCodec
-    from livegen.diffusion.architectures import ARCHITECTURES
-    from livegen.loops.fromimage import LIVE_ITERATIONS
+                    on_clip=None) -> tuple[np.ndarray, np.ndarray]:
+    """(features (clips, BINS, frames) float16, classes (clips,)) of demo-corpus clips rendered now."""
     from livegen.loops.key import parse_key
     from livegen.loops.keynet import class_of, key_features
 
@@ -51,18 +43,13 @@ def render_examples(clips: int, seed: int, drums_only_share: float, palette_cach
     kits = load_kits()
     programs = sorted({p for g in GENRES.values() for p in (*g.bass_program, *g.chord_program)})
     palette = render_palette(programs, palette_cache or Path.home() / ".cache" / "livegen" / "palette.npz")
-    codec = MelCodec(ARCHITECTURES["lite-keys"].mel)
     features, classes = [], []
     for clip in range(clips):
         index = clip % len(GENRES)
         genre = list(GENRES.values())[index]
         rng = np.random.default_rng([seed, index, clip])
-        draws = np.random.default_rng([seed, index, clip, 1]).random(2)
-        tonal = bool(draws[0] >= drums_only_share)
+        tonal = bool(np.random.default_rng([seed, index, clip, 1]).random() >= drums_only_share)
         audio, meta = render_clip(genre, kits, palette, rng, tonal=tonal)
-        if draws[1] < codec_share:
-            heard = np.concatenate(list(codec.images_to_audio(codec.audio_to_images(audio), n_iter=LIVE_ITERATIONS)))
-            audio = np.pad(heard, (0, max(0, len(audio) - len(heard))))[:len(audio)]  # every clip's frames alike
         features.append(key_features(audio, RATE).astype(np.float16))
         classes.append(class_of(parse_key(meta["key"]) if meta["key"] else None))
         if on_clip is not None:
@@ -121,11 +108,9 @@ def train_key_net(out: Path, settings: KeyNetSettings, palette_cache: Path | Non
     from livegen.loops.keynet import KeyNet, save_key_net
 
     started = time.monotonic()
-    features, classes = render_examples(settings.clips, SEED, settings.drums_only_share, palette_cache,
-                                        codec_share=settings.codec_share)
+    features, classes = render_examples(settings.clips, SEED, settings.drums_only_share, palette_cache)
     held_features, held_classes = render_examples(settings.validation_clips, VALIDATION_SEED,
-                                                  settings.drums_only_share, palette_cache,
-                                                  codec_share=settings.codec_share)
+                                                  settings.drums_only_share, palette_cache)
     log(f"rendered {len(features)} training and {len(held_features)} validation clips "
         f"in {time.monotonic() - started:.0f} s")
     torch.manual_seed(settings.seed)

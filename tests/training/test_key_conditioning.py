@@ -113,9 +113,10 @@ def test_key_conditioning_starts_from_a_genre_model_and_needs_keys_and_genres(ke
                                                    batch_size=4, max_steps=1, warmup_steps=1, lr=1e-9,
                                                    init=str(start)), log=lambda m: None)
     genres = load_model(start, "cpu").unet.class_embedding.weight.detach()
-    keys = load_model(warm, "cpu").unet.class_embedding.weight.detach().reshape(2, 25, -1)
-    for genre in range(2):  # every key of a genre starts at that genre's vector
-        assert (keys[genre] - genres[genre]).abs().max() < 1e-4
+    table = load_model(warm, "cpu").unet.class_embedding.weight.detach().reshape(2, 25, -1)
+    keys = table - genres[:, None]  # each label: its genre's vector plus its key's
+    assert (keys[0] - keys[1]).abs().max() < 1e-4  # one key vector for every genre
+    assert keys.norm(dim=-1).min() > 0.5 * genres.norm(dim=-1).mean()  # as large as a genre's: heard at once
     with pytest.raises(ValueError, match="needs --class-conditional"):
         train(keyed_data / "data", tmp_path / "x", TrainSettings(size="micro", key_conditional=True, max_steps=1),
               log=lambda m: None)

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# How presets/models/lite-keys-grid was made: the grid model's UNet, on the semitone codec (64 rows
+# that keep a key), trained with each window's key as a second label beside its genre:
+#
+#     bash training/recipes/lite-keys.sh
+#
+# Run 2026-12-03 on this project's CI machine kind (2-core AMD EPYC with AVX-512 BF16), from the
+# December grid model's weights (its genre vectors start every key; its rows were mel rows, so it
+# relearns where things lie). As run: 1275 steps on one core beside other work, then resumed on two
+# cores for the rest of the wall-clock budget. The command below does it in one go.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+WORK=${WORK:-/work}
+PY=.venv/bin/python
+CORPUS="$WORK/corpus-keys24" DATA="$WORK/data-keys24" MODEL="$WORK/models/lite-keys"
+# 600 clips a genre of 24 s (seed 0): every clip in one key its chords and bass establish, 2 in 5 major.
+$PY -m training corpus "$CORPUS" --clips 600 --seed 0 --seconds 24
+[ -d "$DATA/dataset" ] || $PY -m training prepare "$CORPUS" "$DATA" --size lite-keys --grid
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} $PY -m training train "$DATA" "$MODEL" \
+    --size lite-keys --class-conditional --key-conditional --init presets/models/lite-genres-grid \
+    --snr-gamma 5 --batch 16 --lr 3e-4 --warmup-steps 50 --max-steps 6000 --minutes 95 --save-every 250 \
+    --sample-every 1000 --sample-steps 20 --mixed-precision bf16
+# Ship: the UNet in fp16 (5 MB; it loads as fp32), sampled as the grid model is (6 DDIM steps, eta 1,
+# no upward offset in the starting noise).
+$PY - "$MODEL" presets/models/lite-keys-grid <<'PYTHON'
+import sys
+from livegen.diffusion import load_model
+model = load_model(sys.argv[1], "cpu", "fp32", winograd=False)
+model.unet = model.unet.half()
+model.extra.update(default_steps=6, default_sampler="ddim", default_eta=1.0, starting_noise_mean="at_most_zero")
+model.save(sys.argv[2])
+PYTHON
+$PY -m training key-eval presets/models/lite-keys-grid --data "$DATA" --json "$MODEL-keys.json"
+$PY -m training eval presets/models/lite-keys-grid "$DATA" --loops 12 --seed 1000 --fidelity-steps \
+    --json "$MODEL-eval.json" --report "$WORK/listen/lite-keys"
