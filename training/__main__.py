@@ -76,7 +76,7 @@ def evaluate(args) -> int:
                       eta=args.eta, seed=args.seed,
                       fidelity_steps=tuple(args.fidelity_steps), reference_steps=args.reference_steps,
                       fidelity_count=args.fidelity_count, device=args.device, loops_per_genre=args.loops,
-                      bpm=args.bpm, corpus_dir=args.corpus, log=print)
+                      bpm=args.bpm, corpus_dir=args.corpus, keys=args.keys, log=print)
     print(report.table())
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -224,6 +224,8 @@ def main(argv=None) -> int:
                    help="first seed of the loops, and of the draw of held-out slices (default 1000)")
     e.add_argument("--bpm", type=float, help="the loops' tempo (default: each genre preset's)")
     e.add_argument("--corpus", type=Path, help="the audio folder of the data set (default: as prepare recorded it)")
+    e.add_argument("--keys", nargs="+", help="a key-conditioned model's loops ask for these Camelot keys in turn "
+                   "(default: none)")
     e.add_argument("--report", type=Path, help="write a listening page (loops, ceiling, pictures, figures) here")
 
     ke = commands.add_parser("key-eval", help="a key-conditioned model: the share of its loops in the key asked for")

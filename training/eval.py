@@ -87,23 +87,26 @@ def evaluate(model_dir: Path, data_dir: Path, *, count: int = 32, steps: int | N
              sampler: str | None = None, eta: float | None = None, fidelity_steps: tuple[int, ...] = (10, 20, 50),
              reference_steps: int = 1000, fidelity_count: int = 2, seed: int = 1000, device=None,
              loops_per_genre: int = 8, bpm: float | None = None, corpus_dir: Path | None = None,
-             log=lambda message: None) -> EvalReport:
+             keys: list[str] | None = None, log=lambda message: None) -> EvalReport:
     """All figures of a model. ``steps``/``sampler``/``eta`` default to the model's own (livegen.json);
     ``loops_per_genre`` loops of each genre are measured for their sound, at ``bpm`` (default: each
     genre preset's tempo); ``corpus_dir``: the audio the data set was made from (default: as recorded
-    by ``prepare``)."""
+    by ``prepare``); ``keys``: a key-conditioned model's loops ask for these keys in turn."""
     from livegen.audio import MelCodec
     from livegen.diffusion import decode_images, generate, load_model
 
     from .prepare import load_images
-    from .quality import measure_quality
+    from .quality import asked_labels, measure_quality
 
     model = load_model(model_dir, device)
+    if keys and not model.is_key_conditional:
+        raise ValueError(f"{model_dir}: not key-conditioned (no key_names in livegen.json), so it cannot be asked "
+                         f"for keys {keys}")
     steps = steps or int(model.extra.get("default_steps", 50))
     sampler = sampler or str(model.extra.get("default_sampler", "ddim"))
     eta = float(model.extra.get("default_eta", 0.0)) if eta is None else eta
     quality = measure_quality(model, data_dir, count=loops_per_genre, steps=steps, sampler=sampler, eta=eta, seed=seed,
-                              corpus_dir=corpus_dir, bpm=bpm, log=log)
+                              keys=keys, corpus_dir=corpus_dir, bpm=bpm, log=log)
 
     codec = MelCodec(model.mel)
     rate = model.mel.sample_rate
@@ -116,7 +119,11 @@ def evaluate(model_dir: Path, data_dir: Path, *, count: int = 32, steps: int | N
 
     def embeddings_of(m, n):
         seeds = list(range(seed, seed + n))
-        labels = [i % len(m.class_names) for i in range(n)] if m.is_class_conditional else None
+        # Genres in turn (and the asked keys, for a key-conditioned model).
+        labels = None
+        if m.is_class_conditional:
+            by_genre = {g: asked_labels(m, g, n, keys) for g in range(len(m.class_names))}
+            labels = [by_genre[i % len(m.class_names)][i] for i in range(n)]
         images = decode_images(m, generate(m, seeds, steps=steps, sampler=sampler, eta=eta, class_labels=labels))
         return np.stack([embed(a, rate) for a in codec.images_to_audio(images)])
 
@@ -130,7 +137,7 @@ def evaluate(model_dir: Path, data_dir: Path, *, count: int = 32, steps: int | N
 
         seeds = list(range(seed, seed + fidelity_count))
         noise = initial_noise(model, seed_generators(seeds))
-        labels_f = [0] * len(seeds) if model.is_class_conditional else None
+        labels_f = asked_labels(model, 0, len(seeds), keys)
         reference = generate(model, seeds, steps=reference_steps, sampler="ddim", noise=noise, class_labels=labels_f)
         for n in fidelity_steps:
             x = generate(model, seeds, steps=n, sampler=sampler, noise=noise, class_labels=labels_f)
@@ -142,7 +149,7 @@ def evaluate(model_dir: Path, data_dir: Path, *, count: int = 32, steps: int | N
         quality=quality, fidelity=fidelity,
         settings={"model": str(model_dir), "data": str(data_dir), "count": count, "steps": steps,
                   "sampler": sampler, "eta": eta, "reference_steps": reference_steps, "seed": seed,
-                  "loops_per_genre": loops_per_genre, "bpm": bpm},
+                  "loops_per_genre": loops_per_genre, "bpm": bpm, "keys": keys},
     )
 
 
@@ -156,7 +163,7 @@ def new_model_like(model):
     torch.manual_seed(0)
     unet = UNet2DModel.from_config(model.unet.config)
     fresh = LoopModel(unet=unet, scheduler=model.scheduler, mel=model.mel, vqvae=model.vqvae,
-                      class_names=model.class_names)
+                      class_names=model.class_names, key_names=model.key_names)
     return fresh.to(model.device, "fp32" if model.dtype == torch.float32 else "auto")
 
 

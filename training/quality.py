@@ -156,11 +156,12 @@ def genre_tempo(genre: str | None) -> float | None:
         return None
 
 
-def live_loops(model, images_or_none, *, label: int | None, seeds: list[int], steps: int, sampler: str,
+def live_loops(model, images_or_none, *, label: int | list[int] | None, seeds: list[int], steps: int, sampler: str,
                bpm: float | None, bars: int = 4, eta: float = 0.0):
     """(images, loops or LoopErrors) as the live worker makes them: the fitted canvas for ``bars`` bars at
     ``bpm``, the model's sampler (and DDIM eta), the image path with the live Griffin-Lim iterations. With
-    ``images_or_none`` given, those images go through the same loop prep instead (the ceiling)."""
+    ``images_or_none`` given, those images go through the same loop prep instead (the ceiling). ``label``:
+    one for every seed, or a list of one each."""
     from livegen.diffusion import decode_images, generate
     from livegen.loops import bar_choices, loops_from_images
     from livegen.loops.fromimage import LIVE_ITERATIONS
@@ -170,19 +171,28 @@ def live_loops(model, images_or_none, *, label: int | None, seeds: list[int], st
     if images is None:
         width = loop_canvas(model, "fit", bars, bpm, bpm)
         x = generate(model, seeds, steps=steps, sampler=sampler, eta=eta, width=width,
-                     class_labels=None if label is None else [label] * len(seeds))
+                     class_labels=label if label is None or isinstance(label, list) else [label] * len(seeds))
         images = decode_images(model, x)
     loops = loops_from_images(list(images), model.mel, bpm=bpm, device=model.device, n_iter=LIVE_ITERATIONS,
                               bar_choices=bar_choices(bars), grid=model.grid)
     return images, loops
 
 
+def asked_labels(model, genre: str | int | None, count: int, keys: list[str] | None = None) -> list[int] | None:
+    """The class labels of ``count`` loops of a genre: with ``keys``, a key-conditioned model's loops ask
+    for each in turn."""
+    if not model.is_class_conditional:
+        return None
+    return [model.class_label(genre, keys[i % len(keys)] if keys else None) for i in range(count)]
+
+
 def measure_quality(model, data_dir: Path, *, count: int = 8, steps: int, sampler: str, eta: float = 0.0,
-                    seed: int = 1000,
+                    seed: int = 1000, keys: list[str] | None = None,
                     corpus_dir: Path | None = None, bpm: float | None = None, examples: int = 3,
                     log=lambda message: None) -> dict[str, GenreQuality]:
     """Per genre of the model (one "all" for an unconditional model): its loops' figures beside the ceiling
-    and the corpus. ``bpm``: the tempo of every loop (default: each genre preset's)."""
+    and the corpus. ``bpm``: the tempo of every loop (default: each genre preset's); ``keys``: Camelot
+    codes a key-conditioned model's loops ask for in turn (default: none, its "any" key)."""
     from livegen.audio import MelCodec
     from livegen.loops import LoopError
 
@@ -198,8 +208,8 @@ def measure_quality(model, data_dir: Path, *, count: int = 8, steps: int, sample
     result = {}
     for index, genre in enumerate(genres):
         tempo = bpm or genre_tempo(genre if genre != "all" else None)
-        label = model.class_label(genre) if model.is_class_conditional else None
         seeds = list(range(seed, seed + count))
+        label = asked_labels(model, genre if genre != "all" else None, count, keys)
         images, loops = live_loops(model, None, label=label, seeds=seeds, steps=steps, sampler=sampler, bpm=tempo,
                                    eta=eta)
         generated = []

@@ -191,6 +191,17 @@ class LoopModel:
         """Trained with each clip's key beside its genre (``livegen.json`` "key_names")."""
         return bool(self.key_names)
 
+    @property
+    def key_guidance(self) -> float:
+        """``livegen.json`` "key_guidance": classifier-free guidance toward the asked key (1: none). Each step
+        also runs the UNet on the "any" key and moves the prediction that many times its distance from it."""
+        return float(self.extra.get("key_guidance", 1.0))
+
+    def any_key_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """The same genres' labels with the "any" key (a key-conditioned model's labels only)."""
+        keys = len(self.key_names)
+        return labels - labels % keys + self.key_names.index(ANY_KEY)
+
     def class_label(self, genre: str | int | None, key: str | None = None) -> int | None:
         """A genre name or index (and, for a key-conditioned model, a Camelot key) -> the class label;
         None for unconditional models. A key-conditioned model's label is genre x keys + key, its
@@ -398,6 +409,11 @@ def _check_shapes(model: LoopModel) -> None:
         grid = model.grid
     except ValueError as err:
         raise CheckpointError(f"{model.path / EXTRA_NAME}: {err}") from None
+    guidance = model.extra.get("key_guidance", 1.0)
+    if not isinstance(guidance, (int, float)) or isinstance(guidance, bool) or not 1.0 <= guidance <= 20.0:
+        raise CheckpointError(f"{model.path / EXTRA_NAME}: key_guidance must be a number from 1 to 20, got {guidance!r}")
+    if guidance != 1.0 and not model.key_names:
+        raise CheckpointError(f"{model.path / EXTRA_NAME}: key_guidance {guidance:g} needs key_names (a key-conditioned model)")
     if grid is not None and grid.frames != model.mel.x_res:
         raise CheckpointError(f"{model.path / EXTRA_NAME}: grid of {grid.bars} bars x {grid.beats_per_bar} beats x "
                               f"{grid.frames_per_beat} frames is {grid.frames} frames, but the images are "

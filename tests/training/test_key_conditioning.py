@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import soundfile
+import torch
 
 from livegen.diffusion import load_model
 from livegen.diffusion.architectures import ARCHITECTURES
@@ -104,6 +105,37 @@ def test_asking_for_a_key_changes_the_loop(keyed_model):
     assert not np.allclose(images[0].numpy(), images[2].numpy())
 
 
+def test_key_guidance_pushes_only_the_loops_that_ask_for_a_key(keyed_model):
+    import livegen.diffusion.sampling as sampling
+    from livegen.diffusion import generate
+
+    model = load_model(keyed_model, "cpu")
+    labels = [model.class_label("techno", "8A"), model.class_label("techno")]
+    plain = generate(model, [5, 6], steps=2, class_labels=labels)
+    model.extra["key_guidance"] = 3.0
+    guided = generate(model, [5, 6], steps=2, class_labels=labels)
+    assert not np.allclose(guided[0].numpy(), plain[0].numpy())  # asked 8A: moved
+    assert np.allclose(guided[1].numpy(), plain[1].numpy(), atol=1e-5)  # asked no key: as it was
+    # The prediction is the "any" key's moved 3 times its distance to the asked key's.
+    x, tensor_labels = torch.randn(2, *model.sample_shape), torch.tensor(labels)
+    asked = sampling._unet(model, x, 500, tensor_labels)
+    anykey = sampling._unet(model, x, 500, model.any_key_labels(tensor_labels))
+    expected = anykey + 3.0 * (asked - anykey)
+    assert torch.allclose(sampling._guided_unet(model, x, 500, tensor_labels), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("value, error", [(0.5, "from 1 to 20"), ("3", "from 1 to 20")])
+def test_a_bad_key_guidance_names_livegen_json(keyed_model, tmp_path, value, error):
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(keyed_model, copy)
+    extra = json.loads((copy / "livegen.json").read_text())
+    (copy / "livegen.json").write_text(json.dumps({**extra, "key_guidance": value}))
+    with pytest.raises(CheckpointError, match=rf"livegen.json: key_guidance must be a number {error}"):
+        load_model(copy, "cpu")
+
+
 def test_key_conditioning_starts_from_a_genre_model_and_needs_keys_and_genres(keyed_data, tmp_path):
     start = tmp_path / "genres"
     train(keyed_data / "data", start, TrainSettings(size="micro", class_conditional=True, batch_size=4,
@@ -152,3 +184,14 @@ def test_key_eval_asks_each_key_and_scores_the_loops_made_without_one(keyed_data
     train(keyed_data / "data", genre_only, TrainSettings(size="micro", class_conditional=True, batch_size=4,
                                                          max_steps=1, warmup_steps=1), log=lambda m: None)
     assert main(["key-eval", str(genre_only), "--loops-per-key", "1"]) == 2  # not key-conditioned: said, not run
+
+
+def test_eval_asks_the_loops_for_its_keys_in_turn(keyed_model, genre_model_dir, tmp_path):
+    from training.eval import evaluate
+    from training.quality import asked_labels
+
+    model = load_model(keyed_model, "cpu")
+    assert asked_labels(model, "techno", 3, ["8A", "3B"]) == [model.class_label("techno", k) for k in ("8A", "3B", "8A")]
+    assert asked_labels(model, "techno", 2) == [model.class_label("techno")] * 2  # no keys: "any"
+    with pytest.raises(ValueError, match="not key-conditioned"):  # a genre model cannot be asked for keys
+        evaluate(genre_model_dir, tmp_path, keys=["8A"])
