@@ -8,7 +8,7 @@
 # December grid model's weights (its genre vectors start every key; its rows were mel rows, so it
 # relearns where things lie). As run, in three runs: 3500 steps with the key vectors at zero (they
 # were ignored), the key vectors redrawn N(0,1) as --init now does, 2600 steps, then 6717 (80 min);
-# the last is training/weights/lite-keys-stage3, not shipped yet (key hits 0.50, target 0.75:
+# not shipped yet (key hits 0.50, target 0.75:
 # docs/models.md). The command below does it in one go; ship with key_guidance 3.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
