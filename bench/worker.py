@@ -43,7 +43,7 @@ from livegen.engine.loopbank import LoopBank, slot_frames_for  # noqa: E402
 from livegen.engine.worker import (GenreError, LoopFailed, LoopReady, LoopRequest, WorkerConfig,  # noqa: E402
                                    WorkerReady, worker_main)
 from livegen.loops.prep import CANVASES  # noqa: E402
-from livegen.presets import GenrePreset, load_genre  # noqa: E402
+from livegen.presets import PRESETS_DIR, GenrePreset, load_genre  # noqa: E402
 
 SAMPLE_RATE = 48000
 
@@ -64,6 +64,7 @@ class Row:
     prep: int = 0  # prep processes
     canvas: str = "fit"
     isa: str = "native"
+    asked_key: str | None = None  # the key a key-conditioned model is asked for (None: any)
     start_s: float = 0.0
     loops: int = 0
     dropped: int = 0
@@ -73,26 +74,31 @@ class Row:
     note: str = ""
 
     def cells(self) -> list:
+        key = self.asked_key or "-"
         if not self.seconds:
-            return [self.model, self.isa, self.steps, self.batch, self.compile or "-", self.prep, self.canvas,
+            return [self.model, self.isa, key, self.steps, self.batch, self.compile or "-", self.prep, self.canvas,
                     f"{self.start_s:.1f}", "-", "-", "-", "-", "-", self.note]
         made = self.loops + self.dropped
-        return [self.model, self.isa, self.steps, self.batch, self.compile or "-", self.prep, self.canvas,
+        return [self.model, self.isa, key, self.steps, self.batch, self.compile or "-", self.prep, self.canvas,
                 f"{self.start_s:.1f}",
                 f"{made / self.seconds:.1f}", f"{self.loops / self.seconds:.1f}", f"{self.dropped}/{made}",
                 f"{self.audio_s / self.seconds:.1f}x",
                 "-" if self.gpu_busy is None else f"{self.gpu_busy:.0f}%", self.note]
 
 
-HEADERS = ["model", "instruction set", "steps", "batch", "compile", "prep processes", "canvas", "worker start s", "slices/s", "loops/s", "dropped",
+HEADERS = ["model", "instruction set", "asked key", "steps", "batch", "compile", "prep processes", "canvas", "worker start s", "slices/s", "loops/s", "dropped",
            "real-time factor", "GPU busy", "notes"]
 
 
 def presets_for(model: str, steps: int | None, folder: Path) -> dict[str, GenrePreset]:
     """The shipped genre presets ("default": the default model; "fast": the one-step student's "-fast"
-    presets), or one genre on a random model of a named size."""
-    if model in ("default", "fast"):
-        presets = {name: load_genre(name if model == "default" else f"{name}-fast") for name in GENRES}
+    presets; a shipped model's name: the default presets on that model), or one genre on a random
+    model of a named size."""
+    shipped = PRESETS_DIR / "models" / model
+    if model in ("default", "fast") or shipped.is_dir():
+        presets = {name: load_genre(name if model != "fast" else f"{name}-fast") for name in GENRES}
+        if shipped.is_dir():
+            presets = {name: dataclasses.replace(p, model=shipped) for name, p in presets.items()}
         if steps:
             presets = {name: dataclasses.replace(p, steps=steps) for name, p in presets.items()}
         return presets
@@ -182,7 +188,8 @@ def run_row(row: Row, args, folder: Path) -> Row:
                 genre = names[(next_id // row.batch) % len(names)]
                 for _ in range(row.batch):
                     down_send.send(LoopRequest(next_id, bank.take(), genre, seed=next_id, steps=row.steps,
-                                               sampler=presets[genre].sampler, eta=presets[genre].eta, bpm=args.bpm))
+                                               sampler=presets[genre].sampler, eta=presets[genre].eta, bpm=args.bpm,
+                                               asked_key=row.asked_key))
                     next_id += 1
                 waiting += row.batch
 
@@ -247,8 +254,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="the worker's torch threads (default 1)")
     parser.add_argument("--models", nargs="+", default=["default"],
                         help="'default' (the shipped genre presets: the default model at their steps), 'fast' (the "
-                             "one-step student's presets) or an "
-                             "architecture name with random weights (e.g. teticio: slices/s only)")
+                             "one-step student's presets), a shipped model's name (the default presets on it, "
+                             "e.g. lite-genres-grid) or an architecture name with random weights (e.g. teticio: "
+                             "slices/s only)")
     parser.add_argument("--steps", type=int, help="sampling steps (default: the presets'; 10 for random models)")
     parser.add_argument("--batches", type=int, nargs="+", default=[4])
     parser.add_argument("--compile-too", action="store_true", help="each row again with --compile (inductor)")
@@ -259,15 +267,18 @@ def main() -> int:
     parser.add_argument("--isa", nargs="+", choices=list(ISAS), default=["native"],
                         help="the worker's instruction set, a row for each: native, or avx2 (AVX-512 turned off in "
                              "torch, oneDNN, MKL, numpy and OpenBLAS, as on an AVX2-only CPU)")
+    parser.add_argument("--asked-keys", nargs="+", default=["-"], metavar="KEY",
+                        help="Camelot keys a key-conditioned model is asked for, a row each ('-': any key; default)")
     parser.add_argument("--bpm", type=float, default=128.0)
     parser.add_argument("--seconds", type=float, default=20.0, help="counted per row, after the warm-up batch")
     parser.add_argument("--start-timeout", type=float, default=240.0)
     parser.add_argument("--output", default="worker.md", help="file name under bench/results, or a path")
     args = parser.parse_args()
 
-    rows = [Row(model, args.steps or 0, batch, backend, prep, canvas, isa)
+    rows = [Row(model, args.steps or 0, batch, backend, prep, canvas, isa, None if key == "-" else key)
             for model in args.models for backend in ([None, "inductor"] if args.compile_too else [None])
-            for prep in args.prep_processes for canvas in args.canvas for batch in args.batches for isa in args.isa]
+            for prep in args.prep_processes for canvas in args.canvas for batch in args.batches for isa in args.isa
+            for key in args.asked_keys]
     with tempfile.TemporaryDirectory() as folder:
         for index, row in enumerate(rows):
             run_row(row, args, Path(folder))

@@ -39,12 +39,16 @@ class KeyReport:
     genres: dict[str, KeyHits] = field(default_factory=dict)
     ceiling: KeyHits | None = None
 
+    def overall(self) -> KeyHits:
+        """All genres' loops together."""
+        return _pooled(list(self.genres.values()))
+
     def table(self) -> str:
         lines = ["| genre | loops | in a mixing key | in the asked key | no key | made without a key: in a mixing key |",
                  "|---|---|---|---|---|---|"]
         rows = dict(self.genres)
         if self.genres:
-            rows["all"] = _pooled(list(self.genres.values()))
+            rows["all"] = self.overall()
         for name, hits in rows.items():
             lines.append(f"| {name} | {hits.loops} | {hits.hit:.2f} | {hits.exact:.2f} | {hits.no_key:.2f} | "
                          f"{hits.chance_hit:.2f} ({hits.chance_loops} loops) |")

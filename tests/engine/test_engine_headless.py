@@ -328,10 +328,10 @@ def test_every_launched_loop_plays_at_the_set_loudness(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["pick", "shift"])
 def test_a_set_in_key_launches_only_loops_that_mix_with_it(tmp_path, mode):
-    """--key 8A. Through its 64-band codec the default model's techno loops read as no key or, one
-    in four, as 4A (F minor), which does not mix with 8A: pick lets those go, shift moves them a
-    semitone down (9A). Every launch event names the key the worker read in the loop it launched."""
-    from livegen.loops.key import compatible, parse_key
+    """--key 8A. The default model is asked for 8A and makes most of its techno loops in a key that
+    mixes with it; the rest pick lets go and shift moves (by up to 3 semitones). Every launch event
+    names the key the worker read in the loop it launched, and the recording reads the same."""
+    from livegen.loops.key import compatible, estimate_key, parse_key
 
     rate, bpm, bars = 48000, 130.0, 2
     set_key = parse_key("8A")
@@ -358,8 +358,11 @@ def test_a_set_in_key_launches_only_loops_that_mix_with_it(tmp_path, mode):
         engine.close()
     assert snapshot["key"] == {"key": "8A", "label": "8A Am", "mode": mode, "auto": False}
     assert all(e["key"] is None or compatible(parse_key(e["key"]), set_key) for e in played), played
-    # new loops asked the model for the set's key (this model has no keys, so it made them unasked)
-    assert all(e["asked_key"] == "8A" for e in played if e["mode"] == "new"), played
-    # Not checked on the recording: these loops' keys are codec artefacts, and the estimator's read
-    # of them moves with where its frames fall (a loop read from 20 ms later changed key on 4 of 24
-    # shipped-model loops; on the recording one read 2A at 0.73): docs/known-issues.md.
+    assert all(e["asked_key"] == "8A" for e in played if e["mode"] == "new"), played  # the model was asked
+    assert sum(e["key"] is not None for e in played) >= len(played) // 2, played  # the loops carry keys
+    audio, _ = soundfile.read(tmp_path / "set.wav", dtype="float32")
+    span = int(bars * 4 * 60 / bpm * rate)
+    heard = [estimate_key(audio[e["sample"] + rate // 4:e["sample"] + span].mean(axis=1), rate).key
+             for e in played if e["sample"] + span <= len(audio)]
+    assert len(heard) >= 4  # the launches whose stretch the recording holds whole
+    assert all(k is None or compatible(k, set_key) for k in heard), [k and k.camelot for k in heard]
