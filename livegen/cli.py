@@ -375,6 +375,21 @@ def _play(args) -> int:
     return 0
 
 
+def status_line(state: dict) -> str:
+    """One bar of a set without the dashboard: tempo, the playing loop and its key, the set's key."""
+    from .loops.key import key_label
+
+    playing = state["playing"] or {}
+    loop_key = f" {key_label(playing.get('key'))}" if playing.get("key_confidence") is not None else ""
+    shift = playing.get("pitch_shift") or 0
+    moved = f" (moved {shift:+d})" if shift else ""
+    set_key = state.get("key") or {}
+    kept = f"  set key {set_key['label']} {set_key['mode']}" if set_key.get("key") else ""
+    return (f"bar {state['bar']:>4}  {state['bpm']:g} BPM  playing {playing.get('genre')}{loop_key}{moved} "
+            f"seed {playing.get('seed')}{kept}  ready {state['buffer']}  underflows {state['underflows']}  "
+            f"worker restarts {state['worker']['restarts']}")
+
+
 class _ControlSurface:
     """What `play` runs beside the engine: MIDI, sync, OSC, and the dashboard with the keyboard."""
 
@@ -429,10 +444,7 @@ class _ControlSurface:
             state = self.engine.snapshot()
             if state["bar"] != shown and state["beat"] == 0:
                 shown = state["bar"]
-                playing = state["playing"] or {}
-                print(f"bar {state['bar']:>4}  {state['bpm']:g} BPM  playing {playing.get('genre')} "
-                      f"seed {playing.get('seed')}  ready {state['buffer']}  underflows {state['underflows']}  "
-                      f"worker restarts {state['worker']['restarts']}", file=sys.stderr)
+                print(status_line(state), file=sys.stderr)
 
     def _run_dashboard(self, started: float, duration: float | None) -> None:
         from .ui.dashboard import Dashboard, loop_thumbnail

@@ -230,3 +230,18 @@ def test_play_flags_reach_the_engine_settings_and_the_rest_keep_the_engines_defa
     assert settings.max_block == 8192  # a block bigger than the mixer's default still fits
     plain, defaults = engine_settings(_build_parser().parse_args(["play"])), EngineSettings(genres=["techno"])
     assert plain == defaults
+
+
+def test_a_status_line_names_the_loops_key_its_shift_and_the_set_key():
+    from livegen.cli import status_line
+
+    state = {"bar": 12, "bpm": 128.0, "buffer": {"techno": 2}, "underflows": 0, "worker": {"restarts": 0},
+             "playing": {"genre": "techno", "seed": 5, "key": "9A", "key_confidence": 0.8, "pitch_shift": -1},
+             "key": {"key": "8A", "label": "8A Am", "mode": "shift", "auto": False}}
+    assert "playing techno 9A Em (moved -1) seed 5  set key 8A Am shift" in status_line(state)
+    state["playing"].update(key=None, pitch_shift=0)
+    state["key"] = {"key": None, "label": None, "mode": "off", "auto": False}
+    line = status_line(state)
+    assert "playing techno no key seed 5  ready" in line and "set key" not in line
+    state["playing"] = None  # before the first loop
+    assert "playing None seed None" in status_line(state)

@@ -5,6 +5,7 @@ All of it runs the real worker process on the shipped default genre model.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -52,6 +53,9 @@ def test_play_headless_writes_the_set_status_and_recording(tmp_path, presets_wit
     assert result.returncode == 0, result.stderr[-3000:]
     # The broken genre is reported by name and file; the good one plays on.
     assert "genre broken is out of this set" in result.stderr and "model_index.json" in result.stderr
+    # each bar's status line names the playing loop and the key read in it
+    assert re.search(r"bar +\d+  120 BPM  playing techno (no key|\d{1,2}[AB] [A-G][#b]?m?) seed \d+", result.stderr), \
+        result.stderr[-2000:]
 
     audio, rate = soundfile.read(out, dtype="float32")
     assert rate == 48000 and audio.shape[1] == 2
