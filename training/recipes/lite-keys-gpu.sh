@@ -56,17 +56,8 @@ park|train)
     fi
     ;;
 ship)
-    # The UNet in fp16 (5 MB; it loads as fp32), sampled as the grid model is, with key guidance 3.
     rm -rf "$WORK/models/lite-keys-gpu" && mkdir -p "$WORK/models" && tar -C "$WORK/models" -xf "$2"
-    .venv/bin/python - "$WORK/models/lite-keys-gpu" presets/models/lite-keys-grid <<'PYTHON'
-import sys
-from livegen.diffusion import load_model
-model = load_model(sys.argv[1], "cpu", "fp32", winograd=False)
-model.unet = model.unet.half()
-model.extra.update(default_steps=6, default_sampler="ddim", default_eta=1.0, starting_noise_mean="at_most_zero",
-                   key_guidance=3.0)
-model.save(sys.argv[2])
-PYTHON
+    .venv/bin/python training/recipes/ship_lite_keys.py "$WORK/models/lite-keys-gpu" presets/models/lite-keys-grid
     .venv/bin/python -m training key-eval presets/models/lite-keys-grid --data "$DATA"
     ;;
 *)

@@ -23,17 +23,7 @@ OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} $PY -m training train "$DATA" "$MODEL" \
     --size lite-keys --class-conditional --key-conditional --init presets/models/lite-genres-grid \
     --snr-gamma 5 --batch 16 --lr 3e-4 --warmup-steps 50 --max-steps 6000 --minutes 95 --save-every 250 \
     --sample-every 1000 --sample-steps 20 --mixed-precision bf16
-# Ship: the UNet in fp16 (5 MB; it loads as fp32), sampled as the grid model is (6 DDIM steps, eta 1,
-# no upward offset in the starting noise).
-$PY - "$MODEL" presets/models/lite-keys-grid <<'PYTHON'
-import sys
-from livegen.diffusion import load_model
-model = load_model(sys.argv[1], "cpu", "fp32", winograd=False)
-model.unet = model.unet.half()
-model.extra.update(default_steps=6, default_sampler="ddim", default_eta=1.0, starting_noise_mean="at_most_zero",
-                   key_guidance=3.0)
-model.save(sys.argv[2])
-PYTHON
+$PY training/recipes/ship_lite_keys.py "$MODEL" presets/models/lite-keys-grid
 $PY -m training key-eval presets/models/lite-keys-grid --data "$DATA" --json "$MODEL-keys.json"
 $PY -m training eval presets/models/lite-keys-grid "$DATA" --loops 12 --seed 1000 --fidelity-steps --keys 8A 3B 11A 5B \
     --json "$MODEL-eval.json" --report "$WORK/listen/lite-keys"
