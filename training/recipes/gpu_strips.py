@@ -1,7 +1,7 @@
 """A grid data set's train split, small enough to travel to a GPU machine that has no ``datasets``.
 
 The windows of one file start a bar apart and overlap by three of their four bars, so one strip of
-spectrogram columns a file holds them all (each window is cut back out at its bar). That is 1/4 of
+spectrogram columns a file holds them all (each window is cut back out at its bar). That is a third of
 the windows' bytes; lzma takes it to about 0.7 of that (the spectrograms' low bits are noise). The
 strips are not the windows bit for bit: a window's first three bars come from its neighbours,
 which were cut a sub-frame apart and levelled on their own, a mean 0.43 uint8 steps (0.13 dB)
@@ -35,7 +35,7 @@ from training import prepare  # noqa: E402
 
 def pack(data_dir: Path, out: Path, part: int, parts: int) -> None:
     rows = prepare.load_split(data_dir, "train")
-    width, frames_per_bar = rows.images.shape[2], rows.grid.frames_per_beat
+    width, frames_per_beat = rows.images.shape[2], rows.grid.frames_per_beat
     key_names = sorted({k or "" for k in rows.keys})  # over all parts, so their key indices agree
     by_file: dict[str, list[int]] = {}
     for i, name in enumerate(rows.files):
@@ -45,7 +45,7 @@ def pack(data_dir: Path, out: Path, part: int, parts: int) -> None:
     for members in chosen:
         members.sort(key=lambda i: rows.starts[i])
         first = rows.starts[members[0]]
-        starts = [round((rows.starts[i] - first) * rows.bpms[i] / 60 * frames_per_bar) for i in members]
+        starts = [round((rows.starts[i] - first) * rows.bpms[i] / 60 * frames_per_beat) for i in members]
         strip = np.zeros((rows.images.shape[1], starts[-1] + width), np.uint8)
         for i, start in zip(members, starts):
             strip[:, start:start + width] = rows.images[i]

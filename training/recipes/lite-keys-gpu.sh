@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # How presets/models/lite-keys-grid was made: the key-conditioned grid model of lite-keys.sh (its
 # third CPU run, training/recipes/lite-keys.sh, 12.8k steps of 16 windows), trained on for 8 minutes
-# on one H200: 6891 steps of 128 windows (6.6x the samples of all three CPU runs together).
+# on one H200: 6891 steps of 128 windows (4.3x the windows of all three CPU runs together).
 # Run 2026-12-04. Key hits 0.50 -> 0.81 in a mixing key (docs/models.md).
 #
 # Here (where the data set is; WORK as in lite-keys.sh), pack the train split into two parts that
