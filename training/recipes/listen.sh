@@ -5,9 +5,9 @@
 #
 # Renders the demo corpus and prepares its data set the way the model was trained (grid
 # windows on the semitone codec for a key-conditioned model, grid windows for a grid model,
-# whole slices otherwise) where they are not there yet (5-10 minutes on 2 cores, once), then runs `training eval` with 16 loops a genre: the
-# figures table (loops beside the ceiling and the corpus) and, per genre, loops and
-# ceiling slices to look at and listen to.
+# whole slices otherwise) where they are not there yet (5-10 minutes on 2 cores, once), then
+# runs `training eval` with 16 loops a genre: the figures table (loops beside the ceiling and
+# the corpus) and, per genre, loops and ceiling slices to look at and listen to.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 WORK=${WORK:-/work}

@@ -21,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 WORK=${WORK:-/work}
 DATA="$WORK/data-keys24"
-GPU=.gpu  # git-ignored (.git/info/exclude), travels by carry
+GPU=.gpu  # git-ignored (.gitignore), travels by carry
 case "${1:-}" in
 pack)
     PY=.venv/bin/python
