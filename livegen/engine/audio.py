@@ -300,19 +300,23 @@ class RemoteMixer:
         return reports
 
     def open_tap(self) -> Ring:
-        """The ring the callback copies the master pair into, from a block soon after this."""
+        """The ring the callback copies the master pair into; returns once the audio process has set the
+        tap, so the callback's next block is the first one recorded (a busy machine can delay the command
+        by tens of milliseconds, and what the caller starts next must not begin before the recording)."""
         ring = self.state.tap()
         ring.reset()
-        self._send(SetTap, True)
+        self._wait_applied(self._send(SetTap, True))
         return ring
 
     def close_tap(self) -> None:
         """Stop the tap; returns once the callback has written its last block into it."""
-        seq = self._send(SetTap, False)
-        deadline = time.monotonic() + 1.0
+        self._wait_applied(self._send(SetTap, False))
+        time.sleep(0.02)  # a block the callback is in the middle of lands first
+
+    def _wait_applied(self, seq: int, timeout: float = 1.0) -> None:
+        deadline = time.monotonic() + timeout
         while self.applied < seq and self.alive and time.monotonic() < deadline:
             time.sleep(0.002)
-        time.sleep(0.02)  # a block the callback is in the middle of lands first
 
     # ------------------------------------------------------------ state
     def _int(self, index: int) -> int:

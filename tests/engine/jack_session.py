@@ -77,6 +77,11 @@ def main() -> int:
         midi = MidiControl(Controls(engine), load_mapping("generic"), virtual=args.midi_virtual, api="jack").start()
         (args.out / "midi-ready").touch()
     recorder = Recorder(engine.mixer, args.out / "record.wav").start()
+    # jack_rec starts once the recording holds its first frame: a capture that began first would
+    # hold audio the recording never saw, and could not be aligned with it.
+    deadline = time.monotonic() + 5
+    while recorder.start_sample < 0 and time.monotonic() < deadline:
+        time.sleep(0.002)
     capture = subprocess.Popen(["jack_rec", "-f", str(args.out / "capture.wav"), "-d", str(int(args.seconds) + 4),
                                 "-b", "24", "PortAudio:out_0", "PortAudio:out_1"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
