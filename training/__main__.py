@@ -1,4 +1,4 @@
-"""``python -m training corpus | prepare | train | distill | eval | key-eval | key-net``: data, training and evaluation of livegen models."""
+"""``python -m training corpus | prepare | train | distill | bake-guidance | eval | key-eval | key-net``: data, training and evaluation of livegen models."""
 
 from __future__ import annotations
 
@@ -119,6 +119,15 @@ def distill(args) -> int:
     return 0
 
 
+def bake_guidance(args) -> int:
+    from .bake_guidance import BakeSettings, bake_guidance as run_bake
+
+    settings = BakeSettings(scale=args.scale, batch_size=args.batch, lr=args.lr, max_steps=args.max_steps,
+                            minutes=args.minutes, save_every=args.save_every, seed=args.seed, tune=args.tune)
+    run_bake(args.teacher_dir, args.student_dir, args.data_dir, settings)
+    return 0
+
+
 def key_net(args) -> int:
     from .key_estimator import KeyNetSettings, train_key_net
 
@@ -206,6 +215,21 @@ def main(argv=None) -> int:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--device", default=None)
 
+    b = commands.add_parser("bake-guidance", help="a key-conditioned model whose one pass a step does what its "
+                                                  "key guidance did with two")
+    b.add_argument("teacher_dir", type=Path, help="a key-conditioned model with key_guidance above 1")
+    b.add_argument("student_dir", type=Path, help="where the student goes; resumes from its checkpoints/")
+    b.add_argument("data_dir", type=Path, help="the teacher's prepared data set (windows with keys)")
+    b.add_argument("--scale", type=float, help="the guidance to bake (default: the teacher's key_guidance)")
+    b.add_argument("--batch", type=int, default=32)
+    b.add_argument("--lr", type=float, default=5e-5)
+    b.add_argument("--max-steps", type=int, default=2000)
+    b.add_argument("--minutes", type=float, help="stop (and save) after this much time")
+    b.add_argument("--save-every", type=int, default=100)
+    b.add_argument("--tune", default="all", choices=["all", "conditioning"],
+                   help="train every weight, or only where the label and the step enter the UNet")
+    b.add_argument("--seed", type=int, default=0)
+
     e = commands.add_parser("eval", help="the sound of a model's loops beside the ceiling; Frechet distance, "
                                          "sampler fidelity")
     e.add_argument("model_dir", type=Path)
@@ -254,7 +278,7 @@ def main(argv=None) -> int:
     from .corpus import CorpusError
 
     try:
-        return {"corpus": corpus, "prepare": prepare, "train": train, "distill": distill,
+        return {"corpus": corpus, "prepare": prepare, "train": train, "distill": distill, "bake-guidance": bake_guidance,
                 "eval": evaluate, "key-eval": key_eval, "key-net": key_net}[args.command](args)
     except (CorpusError, FileNotFoundError, ValueError) as err:
         print(f"training: {err}", file=sys.stderr)

@@ -138,6 +138,19 @@ def teacher_loops(teacher, seeds: list[int], labels: list[int] | None, steps: in
     return torch.cat(noises), torch.cat(loops)
 
 
+def save_student(teacher, unet, student_dir: Path, record_name: str, record: dict, scheduler=None, **settings) -> None:
+    """Save a student of ``teacher``: its UNet (and scheduler), the teacher's livegen.json with ``settings``
+    changed, and ``record`` under ``record_name`` in place of the teacher's training record (kept inside it)."""
+    student = copy.copy(teacher)
+    student.unet = unet
+    if scheduler is not None:
+        student.scheduler = scheduler
+    student.extra = dict(teacher.extra, **settings, **{record_name: dict(record)})
+    student.extra.pop("training", None)
+    student.extra[record_name]["teacher_training"] = teacher.extra.get("training")
+    student.save(student_dir)
+
+
 def distill(teacher_dir: Path, student_dir: Path, settings: DistillSettings, log=print) -> dict:
     from diffusers.optimization import get_cosine_schedule_with_warmup
     from diffusers.training_utils import EMAModel
@@ -234,13 +247,8 @@ def distill(teacher_dir: Path, student_dir: Path, settings: DistillSettings, log
         summary.update(steps=step, minutes=round((time.monotonic() - train_started) / 60, 2),
                        final_loss=float(sum(recent) / len(recent)) if recent else None,
                        heldout_distance_to_teacher=distance)
-        student = copy.copy(teacher)
-        student.unet, student.scheduler = export.float(), scheduler
-        student.extra = dict(teacher.extra, default_steps=min(settings.student_steps), default_sampler="ddim",
-                             distilled=dict(summary))
-        student.extra.pop("training", None)
-        student.extra["distilled"]["teacher_training"] = teacher.extra.get("training")
-        student.save(student_dir)
+        save_student(teacher, export.float(), student_dir, "distilled", summary, scheduler=scheduler,
+                     default_steps=min(settings.student_steps), default_sampler="ddim")
         log(f"{student_dir}: saved at step {step}; distance to the teacher per step count "
             f"{ {k: round(v, 4) for k, v in distance.items()} }" + (" (final)" if final else ""))
 

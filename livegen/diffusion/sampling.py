@@ -213,9 +213,10 @@ def _unet(model: LoopModel, x: torch.Tensor, t, labels: torch.Tensor | None) -> 
         return _compiled_unet(model, x, timestep, labels)
 
 
-def _guided_unet(model: LoopModel, x: torch.Tensor, t, labels: torch.Tensor | None) -> torch.Tensor:
+def guided_prediction(model: LoopModel, x: torch.Tensor, t, labels: torch.Tensor | None) -> torch.Tensor:
     """The UNet's prediction, pushed toward the asked key by the model's key guidance: the loops that ask
-    for a key run a second time as "any" key, and their prediction moves away from that one."""
+    for a key run a second time as "any" key, and their prediction moves away from that one.
+    ``t``: one timestep, or one per loop (as training draws them)."""
     guidance = model.key_guidance
     if guidance == 1.0 or labels is None or not model.is_key_conditional:
         return _unet(model, x, t, labels)
@@ -223,6 +224,8 @@ def _guided_unet(model: LoopModel, x: torch.Tensor, t, labels: torch.Tensor | No
     asked = labels != unasked
     if not bool(asked.any()):
         return _unet(model, x, t, labels)
+    if isinstance(t, torch.Tensor) and t.numel() > 1:
+        t = torch.cat([t, t[asked]])
     both = _unet(model, torch.cat([x, x[asked]]), t, torch.cat([labels, unasked[asked]]))
     output, any_key = both[:x.shape[0]], both[x.shape[0]:]
     output[asked] = any_key + guidance * (output[asked] - any_key)
@@ -290,7 +293,7 @@ def denoise(model: LoopModel, seeds: Sequence[int], *, steps: int = 50, sampler:
     # The known columns are re-noised with the same draw the sample started from.
     for i in range(first, len(timesteps)):
         t = timesteps[i]
-        model_output = _guided_unet(model, x, t, labels)
+        model_output = guided_prediction(model, x, t, labels)
         x = scheduler.step(model_output, t, x, generator=generators, **extra).prev_sample
         if keep is not None:
             known = keep.x0 if i + 1 == len(timesteps) else add_noise(alphas_cumprod, keep.x0, noise, timesteps[i + 1])
