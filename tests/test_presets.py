@@ -94,13 +94,13 @@ def test_eta_comes_from_the_preset_or_the_models_own_default(tmp_path):
 def test_the_default_model_makes_its_loops_in_the_key_asked():
     """The genre presets play a key-conditioned model: asked a key, its loops read (by the key
     estimator, on the finished loop audio) as a key that mixes with it far more often than loops
-    made without one, with one UNet pass a step (its key guidance baked in). docs/models.md: 0.79 and
-    0.76 on 192 loops (target 0.75), 0.06 without a key; 32 loops here, so the bound sits lower."""
+    made without one. docs/models.md: 0.80 on 192 loops (target 0.75), 0.05 without a key; 32 loops
+    here, so the bound sits lower."""
     from training.keyeval import measure_key_hits
 
     preset = load_genre("techno")
     model = load_model(preset.model, "cpu", "fp32")
-    assert model.is_key_conditional and model.key_guidance == 1.0 and model.extra["baked_guidance"]["scale"] == 3.0
+    assert model.is_key_conditional and model.key_guidance == 3.0
     report = measure_key_hits(model, keys=["8A", "3B", "11A", "5B", "1A", "7B", "4A", "10B"], loops_per_key=1,
                               steps=preset.steps, sampler=preset.sampler, eta=preset.eta, seed=2000)
     pooled = report.overall()  # 0.72 of these 32 loops; 0.02 made without a key

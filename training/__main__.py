@@ -222,12 +222,12 @@ def main(argv=None) -> int:
     b.add_argument("data_dir", type=Path, help="the teacher's prepared data set (windows with keys)")
     b.add_argument("--scale", type=float, help="the guidance to bake (default: the teacher's key_guidance)")
     b.add_argument("--batch", type=int, default=32)
-    b.add_argument("--lr", type=float, default=5e-5)
+    b.add_argument("--lr", type=float, default=1e-3)
     b.add_argument("--max-steps", type=int, default=2000)
     b.add_argument("--minutes", type=float, help="stop (and save) after this much time")
     b.add_argument("--save-every", type=int, default=100)
-    b.add_argument("--tune", default="all", choices=["all", "conditioning"],
-                   help="train every weight, or only where the label and the step enter the UNet")
+    b.add_argument("--tune", default="conditioning", choices=["conditioning", "all"],
+                   help="train only where the label and the step enter the UNet (default), or every weight")
     b.add_argument("--seed", type=int, default=0)
 
     e = commands.add_parser("eval", help="the sound of a model's loops beside the ceiling; Frechet distance, "

@@ -197,40 +197,57 @@ def test_eval_asks_the_loops_for_its_keys_in_turn(keyed_model, genre_model_dir, 
         evaluate(genre_model_dir, tmp_path, keys=["8A"])
 
 
-def test_baked_key_guidance_does_in_one_pass_what_guidance_did_in_two(keyed_data, keyed_model, tmp_path):
+def _guided_teacher(keyed_model, folder):
+    """The micro key model with key guidance 3, sampled in 4 steps."""
     import shutil
 
-    from livegen.diffusion import generate
-    from training.__main__ import main
+    shutil.copytree(keyed_model, folder)
+    extra = json.loads((folder / "livegen.json").read_text())
+    (folder / "livegen.json").write_text(json.dumps({**extra, "key_guidance": 3.0, "default_steps": 4}))
+    return folder
+
+
+def _distances_to_the_guided_teacher(teacher, student, data_dir):
+    """On training windows asked their own key: (the student's one pass, the teacher's unguided pass),
+    each as relative L2 to the teacher's guided prediction. (The fixture's held-out file has a key no
+    training window has, so the bake's own held-out figure cannot show learning here.)"""
     from livegen.diffusion.sampling import guided_prediction
-    from training.bake_guidance import BakeSettings, bake_guidance, relative_error
+    from training.bake_guidance import relative_error
     from training.train import key_conditioned_labels
 
-    teacher = tmp_path / "teacher"
-    shutil.copytree(keyed_model, teacher)
-    extra = json.loads((teacher / "livegen.json").read_text())
-    (teacher / "livegen.json").write_text(json.dumps({**extra, "key_guidance": 3.0, "default_steps": 4}))
+    rows = load_split(data_dir, split="train")
+    labels = torch.as_tensor(key_conditioned_labels(rows.labels, rows.keys, teacher.key_names, data_dir))
+    clean = torch.from_numpy(rows.images)[:, None].float() / 127.5 - 1.0
+    t = torch.tensor([750, 500, 250, 0]).repeat(len(clean))[:len(clean)]
+    noisy = teacher.scheduler.add_noise(clean, torch.randn(clean.shape, generator=torch.Generator().manual_seed(0)), t)
+    with torch.no_grad():
+        guided = guided_prediction(teacher, noisy, t, labels)  # its livegen.json: key_guidance 3
+        unguided = teacher.unet(noisy, t, class_labels=labels).sample
+        baked = student.unet(noisy, t, class_labels=labels).sample
+    return relative_error(baked, guided), relative_error(unguided, guided)
+
+
+def test_baked_key_guidance_does_in_one_pass_what_guidance_did_in_two(keyed_data, keyed_model, tmp_path):
+    from livegen.diffusion import generate
+    from training.__main__ import main
+    from training.bake_guidance import CONDITIONING, BakeSettings, bake_guidance
+
+    teacher = _guided_teacher(keyed_model, tmp_path / "teacher")
     student_dir = tmp_path / "student"
-    settings = BakeSettings(batch_size=8, lr=1e-3, warmup_steps=1, max_steps=40, heldout=16, save_every=20)
+    settings = BakeSettings(batch_size=8, warmup_steps=1, max_steps=40, heldout=16, save_every=20)  # tune: conditioning
     summary = bake_guidance(teacher, student_dir, keyed_data / "data", settings, log=lambda m: None)
     assert summary["sampler_timesteps"] == [750, 500, 250, 0]  # 4 DDIM steps, "leading"
     assert 0 < summary["heldout_distance"] and 0 < summary["teacher_unguided_distance"]
-    student = load_model(student_dir, "cpu")
-    # On windows asked their own key, its one pass is nearer the teacher's guided prediction than the
-    # teacher's unguided pass is. (The fixture's held-out file has a key no training window has.)
-    model = load_model(teacher, "cpu")
-    rows = load_split(keyed_data / "data", split="train")
-    labels = torch.as_tensor(key_conditioned_labels(rows.labels, rows.keys, model.key_names, keyed_data / "data"))
-    clean = torch.from_numpy(rows.images)[:, None].float() / 127.5 - 1.0
-    t = torch.tensor([750, 500, 250, 0]).repeat(len(clean))[:len(clean)]
-    noisy = model.scheduler.add_noise(clean, torch.randn(clean.shape, generator=torch.Generator().manual_seed(0)), t)
-    with torch.no_grad():
-        guided = guided_prediction(model, noisy, t, labels)  # its livegen.json: key_guidance 3
-        unguided = model.unet(noisy, t, class_labels=labels).sample
-        baked = student.unet(noisy, t, class_labels=labels).sample
-    assert relative_error(baked, guided) < 0.85 * relative_error(unguided, guided)  # 0.61 against 0.78 here
+    model, student = load_model(teacher, "cpu"), load_model(student_dir, "cpu")
+    baked, unguided = _distances_to_the_guided_teacher(model, student, keyed_data / "data")
+    assert baked < 0.95 * unguided, (baked, unguided)  # 0.70 against 0.78 here (3% of the weights, 40 steps)
     assert student.key_guidance == 1.0 and student.extra["baked_guidance"]["scale"] == 3.0
-    assert student.key_names == load_model(teacher, "cpu").key_names
+    assert student.key_names == model.key_names
+    # Only where the label and the step enter the UNet was trained.
+    before, after = model.unet.state_dict(), student.unet.state_dict()
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed and all(any(part in name for part in CONDITIONING) for name in changed), changed
+    assert "class_embedding.weight" in changed
 
     def rows_through_the_unet(model):
         rows = []
@@ -239,7 +256,7 @@ def test_baked_key_guidance_does_in_one_pass_what_guidance_did_in_two(keyed_data
         hook.remove()
         return sum(rows)
 
-    assert rows_through_the_unet(load_model(teacher, "cpu")) == 8  # asked and "any", each step
+    assert rows_through_the_unet(model) == 8  # asked and "any", each step
     assert rows_through_the_unet(student) == 4
     # A second run resumes where the first stopped; a genre-only model has no guidance to bake.
     resumed = bake_guidance(teacher, student_dir, keyed_data / "data", BakeSettings(**{**settings.__dict__,
@@ -252,3 +269,16 @@ def test_baked_key_guidance_does_in_one_pass_what_guidance_did_in_two(keyed_data
                                                          max_steps=1, warmup_steps=1), log=lambda m: None)
     with pytest.raises(ValueError, match="genres.*not a key-conditioned model"):
         bake_guidance(genre_only, tmp_path / "y", keyed_data / "data", settings, log=lambda m: None)
+
+
+def test_baking_every_weight(keyed_data, keyed_model, tmp_path):
+    from training.bake_guidance import BakeSettings, bake_guidance
+
+    teacher = _guided_teacher(keyed_model, tmp_path / "teacher")
+    settings = BakeSettings(batch_size=8, warmup_steps=1, max_steps=40, heldout=16, save_every=40, tune="all")
+    bake_guidance(teacher, tmp_path / "student", keyed_data / "data", settings, log=lambda m: None)
+    model, student = load_model(teacher, "cpu"), load_model(tmp_path / "student", "cpu")
+    baked, unguided = _distances_to_the_guided_teacher(model, student, keyed_data / "data")
+    assert baked < 0.85 * unguided, (baked, unguided)  # 0.61 against 0.78 here
+    before, after = model.unet.state_dict(), student.unet.state_dict()
+    assert not torch.equal(before["conv_in.weight"], after["conv_in.weight"])
