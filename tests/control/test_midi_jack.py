@@ -1,6 +1,8 @@
 """Controllers through real JACK MIDI ports, driving a real engine (shipped model, file sink)."""
 
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -357,25 +359,47 @@ def test_link_joins_a_session_without_changing_its_tempo(engine):
         thread.join()
 
 
+RECEIVER = """
+import sys, time, rtmidi
+receiver = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, sys.argv[1])
+receiver.ignore_types(sysex=False, timing=False, active_sense=True)
+receiver.set_callback(lambda event, data=None: print(time.perf_counter(), *event[0], flush=True))
+receiver.open_virtual_port("in")
+print("ready", flush=True)
+sys.stdin.read()  # until the test closes our stdin; the client goes with the process
+"""
+
+
 def open_receiver(name):
-    """A JACK MIDI input standing in for a controller's LEDs or a drum machine following our clock."""
-    import rtmidi
+    """A JACK MIDI input standing in for a controller's LEDs or a drum machine following our clock;
+    returns its process and the (perf_counter time, message) pairs it received (a system-wide clock).
 
-    receiver = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name)
-    receiver.ignore_types(sysex=False, timing=False, active_sense=True)
-    got = []
-    receiver.set_callback(lambda event, data=None: got.append((time.perf_counter(), event[0])))
-    receiver.open_virtual_port("in")
-    return receiver, got
+    It runs in a process of its own: closing an rtmidi JACK input races JACK's process thread, which
+    may still read the port being unregistered, and that aborted the whole test run once in CI."""
+    process = subprocess.Popen([sys.executable, "-c", RECEIVER, name], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    got, ready = [], threading.Event()
+
+    def read():
+        for line in process.stdout:
+            if line.strip() == "ready":
+                ready.set()
+                continue
+            at, *message = line.split()
+            got.append((float(at), [int(byte) for byte in message]))
+
+    threading.Thread(target=read, daemon=True).start()
+    assert ready.wait(30), f"the receiver {name} did not open its port"
+    return process, got
 
 
-def close_receiver(receiver) -> None:
-    """Stop the Python callback first: deleting the client waits for JACK's process thread, which may
-    be waiting for the GIL to call it, while delete() holds the GIL (a deadlock seen in CI)."""
-    receiver.cancel_callback()
-    time.sleep(0.05)  # a call already under way returns
-    receiver.close_port()
-    receiver.delete()
+def close_receiver(process) -> None:
+    process.stdin.close()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def test_leds_show_genres_and_toggles(engine, sender):
