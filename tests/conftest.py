@@ -1,5 +1,6 @@
 """Shared fixtures: tiny models built with the real code and saved in the real format."""
 
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -67,7 +68,9 @@ def tiny_model(tiny_model_dir):
 
 
 # ---------------------------------------------------------------- a real JACK server (dummy backend)
-SERVER = "livegen-test"
+# Named for this run: a server left over by a run that died (seen here after an aborted run) must not take
+# this run's clients while this run reads its own server's log.
+SERVER = f"livegen-test-{os.getpid()}"
 
 
 class JackServer:
