@@ -375,7 +375,7 @@ def open_receiver(name):
     returns its process and the (perf_counter time, message) pairs it received (a system-wide clock).
 
     It runs in a process of its own: closing an rtmidi JACK input races JACK's process thread, which
-    may still read the port being unregistered, and that aborted the whole test run once in CI."""
+    may still read the port being unregistered, and that aborted a whole clean-clone CI run here once."""
     process = subprocess.Popen([sys.executable, "-c", RECEIVER, name], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, text=True)
     got, ready = [], threading.Event()

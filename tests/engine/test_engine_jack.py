@@ -99,12 +99,11 @@ def align(capture, record, search=RATE * 2):
     seen here with a cycle of the capture holding the next cycle's audio): then a later stretch of
     the capture gives the offset, and ``check_no_gaps`` finds the break and counts it against the xruns."""
     assert np.abs(capture[:4096, 0]).max() > 0.01, "the capture begins silent"
-    closest = None
     for start in range(0, 16 * 4096, 4096):
         offset, error = locate(capture[start:], record[start:], search)
         if error < 1e-4:
             return offset
-        closest = error if closest is None else closest
+    closest = locate(capture, record, search)[1]
     lead, lead_error = locate(record, capture, search)
     where = (f"the recording begins {lead} frames into the capture" if lead_error < 1e-4
              else "nor does the recording's start appear in the capture")
